@@ -1,0 +1,1 @@
+//! Placeholder while this layer is being written.
