@@ -1,0 +1,1 @@
+//! The cross-tenant key chain check (in progress).
