@@ -232,5 +232,72 @@ mod tests {
         assert!(message.contains("SSL_CERT_FILE"), "{message}");
     }
 
+    /// The path the provider takes to the simulator (and a corporate TLS-inspecting proxy):
+    /// an HTTPS request for Azure's real host name, tunnelled through a CONNECT proxy to a
+    /// server whose certificate only an extra root vouches for.
+    #[tokio::test]
+    async fn reaches_azure_host_names_through_a_proxy_with_extra_roots() {
+        let pki = crate::azure::testing::test_pki("management.azure.com");
+        let upstream = crate::azure::testing::start_tls_server(&pki, "through the proxy").await;
+        let (proxy, targets) = crate::azure::testing::start_connect_proxy(upstream).await;
+        let proxy = Some(ProxySettings { url: format!("http://{proxy}"), no_proxy: None });
+
+        let trusted = HttpClientSettings {
+            proxy: proxy.clone(),
+            extra_root_bundles: vec![PemBundle {
+                origin: "test CA".into(),
+                pem: pki.ca_pem.into(),
+            }],
+        };
+        let client = build_http_client(&trusted).unwrap();
+        let response = client.get("https://management.azure.com/").send().await.unwrap();
+        assert_eq!(response.text().await.unwrap(), "through the proxy");
+        assert_eq!(targets.lock().unwrap()[0], "CONNECT management.azure.com:443");
+
+        // Without the extra root the same server is refused: the roots are what made it work.
+        let untrusted = HttpClientSettings { proxy, extra_root_bundles: Vec::new() };
+        if let Ok(client) = build_http_client(&untrusted) {
+            let error = client.get("https://management.azure.com/").send().await.unwrap_err();
+            assert!(super::chain(&error).contains("certificate"), "{}", super::chain(&error));
+        }
+    }
+
+    /// Runs this test binary again with `HTTPS_PROXY` and `SSL_CERT_FILE` set, so the child
+    /// builds the shared client from a real environment (Rust forbids changing our own
+    /// environment safely while other tests run).
+    #[tokio::test]
+    async fn shared_client_honours_https_proxy_and_ssl_cert_file() {
+        let pki = crate::azure::testing::test_pki("graph.microsoft.com");
+        let upstream = crate::azure::testing::start_tls_server(&pki, "from the environment").await;
+        let (proxy, targets) = crate::azure::testing::start_connect_proxy(upstream).await;
+        let directory = tempfile::tempdir().unwrap();
+        let ca_file = directory.path().join("ca.pem");
+        std::fs::write(&ca_file, &pki.ca_pem).unwrap();
+
+        let status = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "azure::http::tests::environment_probe", "--nocapture"])
+            .env("HTTPS_PROXY", format!("http://{proxy}"))
+            .env("NO_PROXY", "example.invalid")
+            .env(super::SSL_CERT_FILE_VARIABLE, &ca_file)
+            .env(PROBE_VARIABLE, "https://graph.microsoft.com/v1.0/")
+            .status()
+            .await
+            .unwrap();
+
+        assert!(status.success(), "the probe in the child process failed");
+        assert_eq!(targets.lock().unwrap().as_slice(), ["CONNECT graph.microsoft.com:443"]);
+    }
+
+    const PROBE_VARIABLE: &str = "AZURECMK_TEST_HTTP_PROBE_URL";
+
+    /// The child half of the test above; without its variable (a normal test run) there is
+    /// nothing to probe and it returns at once.
+    #[tokio::test]
+    async fn environment_probe() {
+        let Ok(url) = std::env::var(PROBE_VARIABLE) else { return };
+        let response = super::shared_http_client().get(url).send().await.unwrap();
+        assert_eq!(response.text().await.unwrap(), "from the environment");
+    }
+
     const KEY_ONLY: &str = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
 }

@@ -4,14 +4,21 @@
 //! returns [`error::AzureError`]s that name the operation, resource, status, code and request
 //! id. Resources call the API modules (`azure::sql::...`); only this layer speaks HTTP.
 
+pub mod client;
 pub mod cloud;
 pub mod credentials;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod lro;
+pub mod retry;
 pub mod secret;
 
+pub use client::{ApiRequest, ApiResponse, Audience, AzureClient, CallContext};
 pub use cloud::{CloudEndpoints, CloudEnvironment};
 pub use credentials::{AuthMethod, CredentialError, CredentialOptions};
 pub use error::AzureError;
 pub use secret::Secret;
+
+#[cfg(test)]
+mod testing;
