@@ -50,6 +50,15 @@ impl ApplyResult {
     }
 }
 
+impl From<Result<Value, Diagnostics>> for ApplyResult {
+    fn from(result: Result<Value, Diagnostics>) -> ApplyResult {
+        match result {
+            Ok(state) => ApplyResult::done(state),
+            Err(diagnostics) => ApplyResult::failed(diagnostics),
+        }
+    }
+}
+
 /// The outcome of refreshing a resource.
 #[derive(Debug)]
 pub enum ReadResult {
@@ -59,6 +68,18 @@ pub enum ReadResult {
     Gone(Diagnostics),
     /// Reading failed; the prior state stays.
     Failed(Diagnostics),
+}
+
+impl From<Result<Option<Value>, Diagnostics>> for ReadResult {
+    /// `Ok(None)` means the object is gone; callers add their own warning with [`ReadResult::Gone`]
+    /// when they want one.
+    fn from(result: Result<Option<Value>, Diagnostics>) -> ReadResult {
+        match result {
+            Ok(Some(state)) => ReadResult::Found(state, Diagnostics::new()),
+            Ok(None) => ReadResult::Gone(Diagnostics::new()),
+            Err(diagnostics) => ReadResult::Failed(diagnostics),
+        }
+    }
 }
 
 /// A managed resource.
