@@ -121,6 +121,12 @@ impl ApiRequest {
         self
     }
 
+    /// Appends a query parameter, such as Graph's `$filter`.
+    pub fn with_query(mut self, name: &str, value: &str) -> Self {
+        self.url.query_pairs_mut().append_pair(name, value);
+        self
+    }
+
     /// Declares a POST safe to repeat, so server errors and dropped connections are retried.
     pub fn idempotent(mut self) -> Self {
         self.idempotent = true;
@@ -329,8 +335,9 @@ impl AzureClient {
     pub fn from_credential_options(options: &CredentialOptions) -> Result<Self, CredentialError> {
         let http = http::shared_http_client();
         let (credential, auth_method) = credentials::build_credential(options, &http)?;
-        tracing::debug!(tenant_id = %options.tenant_id.trim(), method = %auth_method, "authenticating");
-        let builder = Self::builder(http, credential, auth_method, options.tenant_id.trim());
+        let tenant_id = options.tenant_id.trim();
+        tracing::debug!(tenant_id, method = %auth_method, "authenticating");
+        let builder = Self::builder(http, credential, auth_method, tenant_id);
         Ok(builder.cloud(options.cloud).build())
     }
 
@@ -553,6 +560,75 @@ impl AzureClient {
                 )),
             }
         })
+    }
+}
+
+impl AzureClient {
+    /// GETs a collection and every following page (`nextLink` in ARM and Key Vault,
+    /// `@odata.nextLink` in Graph), returning all items.
+    ///
+    /// Next links must stay on the first request's host, so a token never leaves for another.
+    pub async fn list_all<T: DeserializeOwned>(
+        &self,
+        first: ApiRequest,
+        call: &CallContext,
+    ) -> Result<Vec<T>, AzureError> {
+        let audience = first.audience;
+        let (operation, resource) = (first.operation.clone(), first.resource.clone());
+        let origin = first.url.origin();
+        let mut items = Vec::new();
+        let mut response = self.send(first, call).await?;
+        loop {
+            let page: Page<T> = response.json()?;
+            items.extend(page.value);
+            let Some(next) = page.next_link.or(page.odata_next_link) else {
+                return Ok(items);
+            };
+            let next =
+                Url::parse(&next).ok().filter(|url| url.origin() == origin).ok_or_else(|| {
+                    AzureError::InvalidRequest {
+                        operation: operation.clone(),
+                        resource: resource.clone(),
+                        detail: "Azure sent a next page link on another host; not following it"
+                            .to_owned(),
+                    }
+                })?;
+            let request = ApiRequest::new(audience, Method::GET, next, &operation, &resource);
+            response = self.send(request, call).await?;
+        }
+    }
+}
+
+/// One page of a collection.
+#[derive(serde::Deserialize)]
+struct Page<T> {
+    #[serde(default = "Vec::new")]
+    value: Vec<T>,
+    #[serde(rename = "nextLink")]
+    next_link: Option<String>,
+    #[serde(rename = "@odata.nextLink")]
+    odata_next_link: Option<String>,
+}
+
+/// Runs `read` and turns a 404 into `Ok(None)`: for reads, a missing object is an answer.
+pub async fn optional<T>(
+    read: impl Future<Output = Result<T, AzureError>>,
+) -> Result<Option<T>, AzureError> {
+    match read.await {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Runs `delete` and treats a 404 as done: the object is gone either way.
+pub async fn ignore_not_found(
+    delete: impl Future<Output = Result<ApiResponse, AzureError>>,
+) -> Result<(), AzureError> {
+    match delete.await {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_not_found() => Ok(()),
+        Err(error) => Err(error),
     }
 }
 

@@ -94,7 +94,8 @@ pub struct CloudEndpoints {
     pub graph: Url,
     /// DNS suffix of Key Vault hosts, e.g. `vault.azure.net`.
     pub key_vault_dns_suffix: String,
-    /// Audience of the tokens exchanged for federated credentials, e.g. `api://AzureADTokenExchange`.
+    /// Audience of the tokens exchanged for federated credentials,
+    /// e.g. `api://AzureADTokenExchange`.
     pub token_exchange_audience: String,
 }
 

@@ -154,7 +154,10 @@ pub enum CredentialError {
     },
 
     /// Entra refused the token request, or could not be reached.
-    #[error("{}", describe_token_request(.method, .tenant_id, .scope, .status, .code, .message, .trace_id))]
+    #[error(
+        "{}",
+        describe_token_request(.method, .tenant_id, .scope, .status, .code, .message, .trace_id)
+    )]
     TokenRequest {
         /// The method used.
         method: AuthMethod,

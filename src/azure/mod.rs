@@ -4,15 +4,20 @@
 //! returns [`error::AzureError`]s that name the operation, resource, status, code and request
 //! id. Resources call the API modules (`azure::sql::...`); only this layer speaks HTTP.
 
+pub mod authorization;
 pub mod client;
 pub mod cloud;
 pub mod credentials;
 pub mod error;
+pub mod graph;
 pub mod http;
 pub mod ids;
+pub mod key_vault;
 pub mod lro;
+pub mod managed_identity;
 pub mod retry;
 pub mod secret;
+pub mod sql;
 
 pub use client::{ApiRequest, ApiResponse, Audience, AzureClient, CallContext};
 pub use cloud::{CloudEndpoints, CloudEnvironment};
