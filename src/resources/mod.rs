@@ -1,8 +1,14 @@
 //! The provider's managed resources, one file each, named after the resource type without the
-//! `azurecmk_` prefix. Shared helpers: `common` (Azure errors as diagnostics, deadlines) and
-//! `validators` (Azure's naming and id rules, checked at plan time).
+//! `azurecmk_` prefix. Shared helpers: `common` (Azure errors as diagnostics, deadlines), `chain`
+//! (which cross-tenant step an Azure SQL refusal points at) and `validators` (Azure's naming and
+//! id rules, checked at plan time).
 
+pub mod application_installation;
+pub mod chain;
 pub mod common;
+pub mod federated_app_credential;
+pub mod multi_tenant_application;
+pub mod user_assigned_identity;
 pub mod validators;
 
 use std::sync::Arc;
@@ -12,5 +18,10 @@ use crate::provider::Clients;
 
 /// Every resource this provider offers.
 pub fn all() -> Vec<Arc<dyn Resource<Clients>>> {
-    Vec::new()
+    vec![
+        Arc::new(user_assigned_identity::UserAssignedIdentity::new()),
+        Arc::new(multi_tenant_application::MultiTenantApplication::new()),
+        Arc::new(federated_app_credential::FederatedAppCredential::new()),
+        Arc::new(application_installation::ApplicationInstallation::new()),
+    ]
 }
