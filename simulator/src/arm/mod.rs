@@ -93,8 +93,6 @@ pub type ArmResult = Result<ArmReply, ArmError>;
 pub struct ArmContext<'a> {
     /// The request.
     pub request: &'a ApiRequest,
-    /// The authenticated caller.
-    pub caller: &'a Caller,
     /// Subscription in the path.
     pub subscription: Uuid,
     /// Tenant owning the subscription.
@@ -233,7 +231,7 @@ fn route(world: &mut World, caller: &Caller, request: &ApiRequest) -> ArmResult 
     let target = Target::parse(&segments)?;
     let api_version = check_api_version(request, target.namespace())?;
     authorize(world, caller, request, &target)?;
-    let context = ArmContext { request, caller, subscription, tenant, api_version };
+    let context = ArmContext { request, subscription, tenant, api_version };
 
     if let Some(group) = target.resource_group() {
         if world.resource_group(subscription, group).is_none()
