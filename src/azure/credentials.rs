@@ -21,7 +21,7 @@ use azure_identity::{
 use reqwest::StatusCode;
 
 use crate::azure::cloud::CloudEnvironment;
-use crate::azure::error::parse_error_body;
+use crate::azure::error::{parse_entra_description, parse_error_body};
 use crate::azure::secret::Secret;
 
 /// How to authenticate to one tenant, already resolved from configuration and environment.
@@ -434,6 +434,14 @@ pub(crate) fn token_request_error(
             }
         }
     }
+    if let ErrorKind::DataConversion = innermost.kind()
+        && let Some(description) = description_from_decode_error(&message)
+    {
+        let parsed = parse_entra_description(&description);
+        code = parsed.code;
+        trace_id = parsed.request_id;
+        message = parsed.message.unwrap_or(message);
+    }
     if let Some(CredentialError::TokenFile { path, reason }) =
         find_cause::<CredentialError>(innermost)
     {
@@ -448,6 +456,36 @@ pub(crate) fn token_request_error(
         message,
         trace_id,
     }
+}
+
+/// Recovers Entra's `error_description` from the text of azure_identity's decoding error.
+///
+/// FIXME(azure-identity-errors): azure_identity 1.0.0 (and 1.1.0-beta.1) decodes
+/// `error_description` as a borrowed `&str`, which fails whenever the JSON escapes a character;
+/// Entra's descriptions always contain `\r\n`. Every refused token request then surfaces as
+/// `invalid type: string "<description>", expected a borrowed string`, without the HTTP status.
+/// We read the description back out of that text (serde prints it Debug-escaped) until the
+/// crate decodes an owned string.
+fn description_from_decode_error(text: &str) -> Option<String> {
+    let start = text.find("invalid type: string \"")? + "invalid type: string \"".len();
+    let end = text.rfind("\", expected a borrowed string")?;
+    let escaped = text.get(start..end)?;
+    let mut description = String::with_capacity(escaped.len());
+    let mut characters = escaped.chars();
+    while let Some(character) = characters.next() {
+        if character != '\\' {
+            description.push(character);
+            continue;
+        }
+        match characters.next() {
+            Some('r') => description.push('\r'),
+            Some('n') => description.push('\n'),
+            Some('t') => description.push('\t'),
+            Some(other) => description.push(other),
+            None => {}
+        }
+    }
+    Some(description)
 }
 
 /// azure_identity wraps its errors in `Credential` errors; the interesting one is inside.
@@ -624,6 +662,20 @@ mod tests {
         let different = CredentialOptions { oidc_token: Some("other".into()), ..base };
         let error = super::build_credential(&different, &http).unwrap_err();
         assert_eq!(error, CredentialError::OidcTokenMismatch { path });
+    }
+
+    #[test]
+    fn entra_description_is_recovered_from_the_decoding_error() {
+        let text = "invalid type: string \"AADSTS7000215: Invalid client secret provided. Ensure \
+                    it is \\\"the value\\\".\\r\\nTrace ID: ed48\\r\\nCorrelation ID: 2644\\r\\n\
+                    Timestamp: 2026-12-03 17:01:49Z\", expected a borrowed string at line 1 column 479";
+        let description = super::description_from_decode_error(text).unwrap();
+        assert_eq!(
+            description,
+            "AADSTS7000215: Invalid client secret provided. Ensure it is \"the value\".\r\n\
+             Trace ID: ed48\r\nCorrelation ID: 2644\r\nTimestamp: 2026-12-03 17:01:49Z"
+        );
+        assert_eq!(super::description_from_decode_error("missing field `x`"), None);
     }
 
     #[test]

@@ -294,7 +294,12 @@ pub(crate) fn parse_error_body(body: &[u8]) -> ParsedErrorBody {
     };
     match envelope.error {
         Some(ErrorField::Object(error)) => parse_nested_error(*error),
-        Some(ErrorField::Code(code)) => parse_entra_error(code, envelope.error_description),
+        Some(ErrorField::Code(code)) => {
+            let mut parsed =
+                parse_entra_description(&envelope.error_description.unwrap_or_default());
+            parsed.code = parsed.code.or(Some(code));
+            parsed
+        }
         None => ParsedErrorBody {
             // Some ARM operation-status and Key Vault bodies put code and message at top level.
             code: envelope.code,
@@ -332,11 +337,11 @@ fn parse_nested_error(error: NestedError) -> ParsedErrorBody {
     }
 }
 
-fn parse_entra_error(error: String, description: Option<String>) -> ParsedErrorBody {
+/// Reads an Entra `error_description`; `code` is the AADSTS number when there is one.
+pub(crate) fn parse_entra_description(description: &str) -> ParsedErrorBody {
     // Entra descriptions read "AADSTS700016: Application ... \r\nTrace ID: ...\r\nCorrelation
     // ID: ...\r\nTimestamp: ...". The first line is the message, the trace id is what support asks
     // for, and the AADSTS number is the precise code (the `error` field is only a category).
-    let description = description.unwrap_or_default();
     let mut lines = description.lines().map(str::trim).filter(|line| !line.is_empty());
     let first_line = lines.next().unwrap_or_default();
     let trace_id = description
@@ -344,11 +349,13 @@ fn parse_entra_error(error: String, description: Option<String>) -> ParsedErrorB
         .find_map(|line| line.trim().strip_prefix("Trace ID:"))
         .map(|id| id.trim().to_owned());
     let (code, message) = match first_line.split_once(':') {
-        Some((prefix, rest)) if prefix.starts_with("AADSTS") => (prefix.to_owned(), rest.trim()),
-        _ => (error, first_line),
+        Some((prefix, rest)) if prefix.starts_with("AADSTS") => {
+            (Some(prefix.to_owned()), rest.trim())
+        }
+        _ => (None, first_line),
     };
     ParsedErrorBody {
-        code: Some(code),
+        code,
         message: (!message.is_empty()).then(|| message.to_owned()),
         request_id: trace_id,
         details: Vec::new(),
