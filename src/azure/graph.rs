@@ -61,8 +61,7 @@ pub struct FederatedCredentialSpec {
     pub subject: String,
     /// The token audiences.
     pub audiences: Vec<String>,
-    /// A free-form description.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// A free-form description; `None` is sent as `null`, which clears it on update.
     pub description: Option<String>,
 }
 
@@ -458,7 +457,7 @@ mod tests {
         assert_eq!(requests[2].target, "/v1.0/applications/obj-1/federatedIdentityCredentials");
         assert_eq!(
             requests[2].body,
-            r#"{"name":"uami","issuer":"https://login.microsoftonline.com/t/v2.0","subject":"p-1","audiences":["api://AzureADTokenExchange"]}"#
+            r#"{"name":"uami","issuer":"https://login.microsoftonline.com/t/v2.0","subject":"p-1","audiences":["api://AzureADTokenExchange"],"description":null}"#
         );
         assert_eq!(requests[3].method, "PATCH");
         assert_eq!(
