@@ -15,8 +15,8 @@ use tracing_subscriber::EnvFilter;
 /// wait on the network.
 const WORKER_THREADS: usize = 2;
 
-/// Log filter used when neither `TF_LOG_PROVIDER` nor `TF_LOG` is set.
-const DEFAULT_LOG_FILTER: &str = "info";
+/// Log level used when neither `TF_LOG_PROVIDER` nor `TF_LOG` names one.
+const DEFAULT_LOG_LEVEL: &str = "info";
 
 fn main() -> ExitCode {
     init_logging();
@@ -68,15 +68,20 @@ struct NotYetServing;
 
 impl Provider for NotYetServing {}
 
-/// Sends plain-text logs to stderr, where the plugin host collects them, filtered by
-/// `TF_LOG_PROVIDER` (or `TF_LOG`). Stdout stays reserved for the handshake line.
+/// Sends plain-text logs to stderr, where the plugin host collects them. `TF_LOG_PROVIDER` (or
+/// `TF_LOG`) sets the level of this crate's events; dependencies stay at `warn`, since their
+/// TLS and HTTP/2 traces would flood Terraform's log.
 fn init_logging() {
-    let filter = ["TF_LOG_PROVIDER", "TF_LOG"]
+    let level = ["TF_LOG_PROVIDER", "TF_LOG"]
         .into_iter()
         .find_map(|var| std::env::var(var).ok().filter(|level| !level.is_empty()))
         .map(|level| level.to_ascii_lowercase())
-        .and_then(|level| EnvFilter::try_new(level).ok())
-        .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG_FILTER));
+        .filter(|level| {
+            ["trace", "debug", "info", "warn", "error", "off"].contains(&level.as_str())
+        })
+        .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_owned());
+    let filter =
+        EnvFilter::new(format!("warn,azurecmk={level},terraform_provider_azurecmk={level}"));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)

@@ -104,6 +104,9 @@ async fn clients_without_the_host_certificate_are_refused() {
         };
         assert!(refused, "{name}: the TLS layer must refuse this client");
     }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refusals = provider.stderr().matches("refused a connection at the TLS handshake").count();
+    assert_eq!(refusals, cases.len(), "one TLS refusal per stranger:\n{}", provider.stderr());
 
     // The legitimate host still gets through afterwards.
     let channel = connect(&provider.handshake, provider.identity.as_ref()).await.expect("connect");

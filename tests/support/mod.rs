@@ -11,7 +11,7 @@ pub mod terraform;
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -24,7 +24,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::UnixStream;
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tonic::transport::{Channel, Endpoint, Uri};
 
 /// Path of the provider binary cargo built for these tests.
@@ -111,6 +111,16 @@ pub struct LaunchedProvider {
     pub stdout: BufReader<ChildStdout>,
     /// Holds the socket directory alive for the provider's lifetime.
     pub socket_dir: tempfile::TempDir,
+    /// Everything the provider wrote to stderr so far, drained continuously so the pipe never
+    /// fills up and blocks the provider.
+    stderr: Arc<Mutex<String>>,
+}
+
+impl LaunchedProvider {
+    /// The provider's stderr (its logs) up to now.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr buffer").clone()
+    }
 }
 
 /// Launches the provider the way Terraform does, with mutual TLS, and connects to it.
@@ -129,9 +139,25 @@ pub async fn launch_provider_with(mtls: bool) -> LaunchedProvider {
 
     let mut child = spawn_provider(&env);
     let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let stderr = collect(child.stderr.take().expect("piped stderr"));
     let handshake = read_handshake(&mut stdout).await;
     let channel = connect(&handshake, identity.as_ref()).await.expect("connect to the provider");
-    LaunchedProvider { channel, child, handshake, identity, stdout, socket_dir }
+    LaunchedProvider { channel, child, handshake, identity, stdout, socket_dir, stderr }
+}
+
+/// Appends every line of `stderr` to a shared buffer, in a background task.
+fn collect(stderr: ChildStderr) -> Arc<Mutex<String>> {
+    let buffer = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&buffer);
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut sink = sink.lock().expect("stderr buffer");
+            sink.push_str(&line);
+            sink.push('\n');
+        }
+    });
+    buffer
 }
 
 /// The environment Terraform gives a provider (minus the client certificate).
