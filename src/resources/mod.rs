@@ -7,6 +7,7 @@ pub mod application_installation;
 pub mod chain;
 pub mod common;
 pub mod federated_app_credential;
+pub mod key_vault_key;
 pub mod multi_tenant_application;
 pub mod sql_tde_cross_tenant_protector;
 pub mod user_assigned_identity;
@@ -24,6 +25,7 @@ pub fn all() -> Vec<Arc<dyn Resource<Clients>>> {
         Arc::new(multi_tenant_application::MultiTenantApplication::new()),
         Arc::new(federated_app_credential::FederatedAppCredential::new()),
         Arc::new(application_installation::ApplicationInstallation::new()),
+        Arc::new(key_vault_key::KeyVaultKey::new()),
         Arc::new(sql_tde_cross_tenant_protector::SqlTdeCrossTenantProtector::new()),
     ]
 }
