@@ -15,14 +15,22 @@ use time::format_description::well_known::Rfc3339;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::{filter::LevelFilter, prelude::*};
 
 /// Installs the Terraform log writer for this process. Calling it twice is harmless.
+///
+/// The requested level applies to this crate; dependencies stay at warnings, since their TLS and
+/// HTTP/2 traces would flood Terraform's log without telling the user anything.
 pub fn init() {
     let level = level_from_environment(|name| std::env::var(name).ok());
-    let subscriber = tracing_subscriber::registry().with(TerraformLogLayer.with_filter(level));
+    let targets = Targets::new()
+        .with_default(LevelFilter::WARN.min(level))
+        .with_target("azurecmk", level)
+        .with_target("terraform_provider_azurecmk", level);
+    let subscriber = tracing_subscriber::registry().with(TerraformLogLayer.with_filter(targets));
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
 

@@ -28,7 +28,7 @@ fn block(block: &Block, version: i64) -> proto::schema::Block {
                 block: Some(self::block(&nested.block, 0)),
                 nesting: block_nesting(nested.nesting) as i32,
                 min_items: 0,
-                max_items: if nested.nesting == Nesting::Single { 1 } else { 0 },
+                max_items: 0,
             })
             .collect(),
         description: block.description.clone(),

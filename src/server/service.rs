@@ -30,8 +30,8 @@ pub struct ProviderService<P: Provider> {
 /// The gRPC routes serving `provider`, ready for the plugin transport.
 pub fn routes<P: Provider>(provider: P) -> tonic::service::Routes {
     let server = provider_server::ProviderServer::new(ProviderService::new(provider))
-        .max_decoding_message_size(256 << 20)
-        .max_encoding_message_size(256 << 20);
+        .max_decoding_message_size(crate::plugin::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(crate::plugin::MAX_MESSAGE_BYTES);
     tonic::service::Routes::new(server)
 }
 
