@@ -22,6 +22,7 @@ use crate::faults::FaultRule;
 use crate::http::unix_now;
 use crate::seed::Seed;
 use crate::state::{ReplicatedKind, World};
+use crate::vault::key_url;
 
 /// One proxied request, as kept in the log.
 #[derive(Clone, Debug, Serialize)]
@@ -192,7 +193,11 @@ pub fn snapshot(world: &World) -> Value {
                 .values()
                 .filter(|group| group.subscription_id == subscription.id)
                 .collect();
-            json!({"id": subscription.id, "tenant_id": subscription.tenant_id, "resource_groups": groups})
+            json!({
+                "id": subscription.id,
+                "tenant_id": subscription.tenant_id,
+                "resource_groups": groups,
+            })
         })
         .collect();
     let servers: Vec<Value> =
@@ -207,11 +212,22 @@ pub fn snapshot(world: &World) -> Value {
         "role_assignments": world.role_assignments.values().collect::<Vec<_>>(),
         "settings": {
             "polls_before_done": world.settings.polls_before_done,
-            "replication_ms": world.settings.replication.iter()
-                .map(|(kind, delay)| (serde_json::to_value(kind).unwrap_or_default().as_str().unwrap_or_default().to_string(), json!(delay.as_millis() as u64)))
-                .collect::<serde_json::Map<String, Value>>(),
+            "replication_ms": replication_json(world),
         },
     })
+}
+
+fn replication_json(world: &World) -> Value {
+    let delays: serde_json::Map<String, Value> = world
+        .settings
+        .replication
+        .iter()
+        .map(|(kind, delay)| {
+            let name = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string));
+            (name.unwrap_or_default(), json!(delay.as_millis() as u64))
+        })
+        .collect();
+    Value::Object(delays)
 }
 
 fn tenant_json(world: &World, tenant_id: Uuid) -> Value {
@@ -253,7 +269,7 @@ fn server_json(world: &World, server: &crate::state::SqlServer) -> Value {
         "federated_client_id": server.federated_client_id,
         "keys": server.keys.values().collect::<Vec<_>>(),
         "protector": {
-            "server_key_name": server.protector_key_name.clone().unwrap_or_else(|| "ServiceManaged".into()),
+            "server_key_name": server.protector_key_name.as_deref().unwrap_or("ServiceManaged"),
             "server_key_type": if kid.is_some() { "AzureKeyVault" } else { "ServiceManaged" },
             "kid": kid,
             "auto_rotation_enabled": server.protector_auto_rotation,
@@ -271,9 +287,11 @@ fn key_state(world: &World, kid: &str) -> Option<Value> {
     let vault = world.vault(&parsed.vault)?;
     let key = vault.keys.get(&parsed.name.to_ascii_lowercase())?;
     let version = key.version(&parsed.version)?;
-    Some(
-        json!({"enabled": version.enabled, "exp": version.expires, "deleted": key.deleted.is_some()}),
-    )
+    Some(json!({
+        "enabled": version.enabled,
+        "exp": version.expires,
+        "deleted": key.deleted.is_some(),
+    }))
 }
 
 fn vault_json(vault: &crate::state::Vault) -> Value {
@@ -287,7 +305,7 @@ fn vault_json(vault: &crate::state::Vault) -> Value {
                 .map(|version| {
                     json!({
                         "version": version.version,
-                        "kid": format!("{}keys/{}/{}", vault.vault_uri(), key.name, version.version),
+                        "kid": key_url(vault, &key.name, &version.version),
                         "kty": version.kty,
                         "key_size": version.key_size,
                         "enabled": version.enabled,

@@ -150,7 +150,8 @@ impl EntraError {
         let body = json!({
             "error": self.error,
             "error_description": format!(
-                "AADSTS{}: {}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {stamp}",
+                "AADSTS{}: {}\r\nTrace ID: {trace_id}\r\nCorrelation ID: \
+                    {correlation_id}\r\nTimestamp: {stamp}",
                 self.code, self.description
             ),
             "error_codes": [self.code],
@@ -246,7 +247,8 @@ pub async fn token(State(shared): State<Arc<Shared>>, request: Request) -> Respo
 fn success_response(access_token: &str) -> Response {
     // Written by hand to keep Entra's field order; `expires_in` is a number.
     let body = format!(
-        "{{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,\"access_token\":\"{access_token}\"}}"
+        "{{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,\
+         \"access_token\":\"{access_token}\"}}"
     );
     let mut response = Response::new(axum::body::Body::from(body));
     response.headers_mut().insert(
@@ -301,7 +303,10 @@ fn issue(
             "invalid_resource",
             500011,
             format!(
-                "The resource principal named {resource} was not found in the tenant named {tenant_name}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
+                "The resource principal named {resource} was not found in the tenant named \
+                    {tenant_name}. This can happen if the application has not been installed by \
+                    the administrator of the tenant or consented to by any user in the tenant. You \
+                    might have sent your authentication request to the wrong tenant."
             ),
         ));
     }
@@ -343,7 +348,10 @@ fn resource_of_scope(scope: &str) -> Result<String, EntraError> {
             "invalid_scope",
             70011,
             format!(
-                "The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid. The client credentials flow needs exactly one scope of the form '{{resource}}/.default'."
+                "The provided request must include a 'scope' input parameter. The provided value \
+                    for the input parameter 'scope' is not valid. The scope {scope} is not valid. \
+                    The client credentials flow needs exactly one scope of the form \
+                    '{{resource}}/.default'."
             ),
         )),
     }
@@ -366,7 +374,9 @@ fn verify_client(
             "invalid_client",
             7000215,
             format!(
-                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                "Invalid client secret provided. Ensure the secret being sent in the request is \
+                    the client secret value, not the client secret ID, for a secret added to app \
+                    '{client_id}'."
             ),
         ));
     }
@@ -375,7 +385,9 @@ fn verify_client(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             7000218,
-            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into(),
+            "The request body must contain the following parameter: 'client_assertion' or \
+                'client_secret'."
+                .into(),
         ));
     };
     if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
@@ -433,7 +445,8 @@ fn verify_assertion(
         "invalid_request",
         70021,
         format!(
-            "No matching federated identity record found for presented assertion. Assertion Issuer: '{issuer}'. Assertion Subject: '{subject}'. Assertion Audience: '{}'.",
+            "No matching federated identity record found for presented assertion. Assertion \
+                Issuer: '{issuer}'. Assertion Subject: '{subject}'. Assertion Audience: '{}'.",
             audiences.join(",")
         ),
     ))
@@ -445,7 +458,9 @@ fn unknown_tenant(tenant: &str) -> EntraError {
         "invalid_request",
         90002,
         format!(
-            "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
+            "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and \
+                are signing into the correct cloud. Check with your subscription administrator, \
+                this may happen if there are no active subscriptions for the tenant."
         ),
     )
 }
@@ -456,7 +471,10 @@ fn app_not_found(client_id: &str, tenant_name: &str) -> EntraError {
         "unauthorized_client",
         700016,
         format!(
-            "Application with identifier '{client_id}' was not found in the directory '{tenant_name}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+            "Application with identifier '{client_id}' was not found in the directory \
+                '{tenant_name}'. This can happen if the application has not been installed by the \
+                administrator of the tenant or consented to by any user in the tenant. You may \
+                have sent your authentication request to the wrong tenant."
         ),
     )
 }

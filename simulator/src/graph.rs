@@ -59,7 +59,8 @@ impl GraphError {
             StatusCode::NOT_FOUND,
             "Request_ResourceNotFound",
             format!(
-                "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+                "Resource '{id}' does not exist or one of its queried reference-property objects \
+                    are not present."
             ),
         )
     }
@@ -101,7 +102,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
                 "code": error.code,
                 "message": error.message,
                 "innerError": {
-                    "date": format_rfc3339(OffsetDateTime::now_utc()).trim_end_matches('Z').split('.').next().unwrap_or_default(),
+                    "date": graph_date(OffsetDateTime::now_utc()),
                     "request-id": request_id,
                     "client-request-id": client_request_id,
                 },
@@ -109,6 +110,12 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
             json_response(error.status, &body, &headers)
         }
     }
+}
+
+/// Graph's `innerError.date` format: `2021-04-20T17:22:30`.
+fn graph_date(moment: OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    moment.format(&format).unwrap_or_default()
 }
 
 fn authorize(shared: &Shared, request: &ApiRequest) -> Result<Caller, GraphError> {
@@ -267,7 +274,8 @@ fn body_of(request: &ApiRequest) -> Result<Value, GraphError> {
         Ok(Value::Object(map)) => Ok(Value::Object(map)),
         Ok(Value::Null) => Ok(json!({})),
         _ => Err(GraphError::bad_request(
-            "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
+            "Unable to read JSON request payload. Please ensure Content-Type header is set and \
+                payload is of valid JSON format.",
         )),
     }
 }
@@ -557,7 +565,9 @@ fn credential_claims(
         || audiences[0].len() > MAX_CLAIM_LENGTH
     {
         return Err(GraphError::bad_request(
-            "Invalid value specified for property 'audiences' of resource 'FederatedIdentityCredential'. The audiences collection must contain exactly one value.",
+            "Invalid value specified for property 'audiences' of resource \
+                'FederatedIdentityCredential'. The audiences collection must contain exactly one \
+                value.",
         ));
     }
     let description = match field(body, "description") {
@@ -586,7 +596,8 @@ fn check_unique_pair(
     });
     if clash {
         return Err(GraphError::bad_request(format!(
-            "FederatedIdentityCredential with issuer '{issuer}' and subject '{subject}' combination already exists."
+            "FederatedIdentityCredential with issuer '{issuer}' and subject '{subject}' \
+                combination already exists."
         )));
     }
     Ok(())
@@ -597,7 +608,9 @@ fn create_credential(world: &mut World, app_object_id: Uuid, request: &ApiReques
     let name = field_str(&body, "name").unwrap_or_default().to_string();
     if !valid_credential_name(&name) {
         return Err(GraphError::bad_request(format!(
-            "FederatedIdentityCredential name '{name}' is invalid. The name must be 3 to 120 characters long, contain only alphanumeric characters, '-' and '_', and start with an alphanumeric character."
+            "FederatedIdentityCredential name '{name}' is invalid. The name must be 3 to 120 \
+                characters long, contain only alphanumeric characters, '-' and '_', and start with \
+                an alphanumeric character."
         )));
     }
     let (issuer, subject, audiences, description) = credential_claims(&body, None)?;
@@ -611,7 +624,8 @@ fn create_credential(world: &mut World, app_object_id: Uuid, request: &ApiReques
     }
     if existing.len() >= MAX_CREDENTIALS {
         return Err(GraphError::bad_request(format!(
-            "The application already has the maximum of {MAX_CREDENTIALS} federated identity credentials."
+            "The application already has the maximum of {MAX_CREDENTIALS} federated identity \
+                credentials."
         )));
     }
     check_unique_pair(world, app_object_id, &issuer, &subject, None)?;
@@ -712,7 +726,8 @@ fn create_principal(world: &mut World, tenant: Uuid, request: &ApiRequest) -> Gr
     let app_id_text = field_str(&body, "appId").unwrap_or_default().to_string();
     let invalid_app = || {
         GraphError::bad_request(format!(
-            "The appId '{app_id_text}' of the service principal does not reference a valid application object."
+            "The appId '{app_id_text}' of the service principal does not reference a valid \
+                application object."
         ))
     };
     let app_id = Uuid::parse_str(&app_id_text).map_err(|_| invalid_app())?;

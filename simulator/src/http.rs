@@ -49,7 +49,7 @@ impl ApiRequest {
         let query = parts
             .uri
             .query()
-            .map(|query| serde_urlencoded::from_str::<Vec<(String, String)>>(query))
+            .map(serde_urlencoded::from_str::<Vec<(String, String)>>)
             .transpose()
             .map_err(|_| plain(StatusCode::BAD_REQUEST, "malformed query string"))?
             .unwrap_or_default();

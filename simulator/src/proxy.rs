@@ -156,10 +156,10 @@ async fn connect(
         return Ok(proxy_answer(StatusCode::FORBIDDEN));
     };
     // An unknown vault name would not resolve in DNS; a real proxy answers 502 then.
-    if let ServedHost::Vault(name) = &served {
-        if shared.world().vault(name).is_none() {
-            return Ok(proxy_answer(StatusCode::BAD_GATEWAY));
-        }
+    if let ServedHost::Vault(name) = &served
+        && shared.world().vault(name).is_none()
+    {
+        return Ok(proxy_answer(StatusCode::BAD_GATEWAY));
     }
     let config = match shared.authority.server_config(&host) {
         Ok(config) => config,

@@ -1,4 +1,5 @@
-//! The seed format (tenants, deployers, subscriptions, servers, vaults) and how it enters the world.
+//! The seed format (tenants, deployers, subscriptions, servers, vaults) and how it enters the
+//! world.
 //!
 //! A deployer is an application with a client secret and optional federated credentials, plus
 //! its service principal; it owns its tenant's subscriptions, holds Graph
@@ -517,7 +518,8 @@ fn grant_vault(
     let scope = vault.id.clone();
     let subscription = scope.split('/').nth(2).unwrap_or_default().to_string();
     let role = format!(
-        "/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{KEY_VAULT_ADMINISTRATOR_ROLE}"
+        "/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/\
+         {KEY_VAULT_ADMINISTRATOR_ROLE}"
     );
     add_role_assignment(world, &scope, &role, principal, tenant, granted);
 }
@@ -581,12 +583,14 @@ mod tests {
         let cases = [
             (
                 "unknown tenant",
-                r#"{"subscriptions":[{"id":"00000000-0000-0000-0000-000000000001","tenant_id":"00000000-0000-0000-0000-000000000002"}]}"#,
+                r#"{"subscriptions":[{"id":"00000000-0000-0000-0000-000000000001",
+                    "tenant_id":"00000000-0000-0000-0000-000000000002"}]}"#,
                 "unknown tenant",
             ),
             (
                 "unknown group",
-                r#"{"sql_servers":[{"subscription_id":"00000000-0000-0000-0000-000000000001","resource_group":"rg","name":"s","location":"x"}]}"#,
+                r#"{"sql_servers":[{"subscription_id":"00000000-0000-0000-0000-000000000001",
+                    "resource_group":"rg","name":"s","location":"x"}]}"#,
                 "unknown resource group",
             ),
             ("unknown field", r#"{"tenantz":[]}"#, "parsing seed"),

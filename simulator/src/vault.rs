@@ -207,7 +207,10 @@ impl VaultError {
             StatusCode::NOT_FOUND,
             "KeyNotFound",
             format!(
-                "A key with (name/id) {name} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+                "A key with (name/id) {name} was not found in this key vault. If you recently \
+                    deleted this key you may be able to recover it using the correct recovery \
+                    command. For help resolving this issue, please see \
+                    https://go.microsoft.com/fwlink/?linkid=2125182"
             ),
         )
     }
@@ -236,7 +239,10 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
             if let Some(tenant) = error.challenge_tenant {
                 headers.push((
                     "www-authenticate",
-                    format!("Bearer authorization=\"https://login.windows.net/{tenant}\", resource=\"https://vault.azure.net\""),
+                    format!(
+                        "Bearer authorization=\"https://login.windows.net/{tenant}\", \
+                        resource=\"https://vault.azure.net\""
+                    ),
                 ));
             }
             let mut body = json!({"error": {"code": error.code, "message": error.message}});
@@ -266,7 +272,8 @@ fn serve(
         Some(API_VERSION) => {}
         other => {
             return Err(VaultError::bad_parameter(format!(
-                "The specified version ({}) is not recognized. Consider using the latest supported version ({API_VERSION}).",
+                "The specified version ({}) is not recognized. Consider using the latest supported \
+                    version ({API_VERSION}).",
                 other.unwrap_or_default()
             )));
         }
@@ -318,14 +325,17 @@ fn authenticate_vault(
     if caller.audience != Some(Audience::KeyVault) {
         return Err(VaultError::unauthorized(
             tenant,
-            "AKV10022: Invalid audience. Expected https://vault.azure.net, found a token for another resource.",
+            "AKV10022: Invalid audience. Expected https://vault.azure.net, found a token for \
+                another resource.",
         ));
     }
     if caller.tenant_id != tenant {
         return Err(VaultError::unauthorized(
             tenant,
             format!(
-                "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{tenant}/, https://login.microsoftonline.com/{tenant}/v2.0, found https://sts.windows.net/{}/.",
+                "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{tenant}/, \
+                    https://login.microsoftonline.com/{tenant}/v2.0, found \
+                    https://sts.windows.net/{}/.",
                 caller.tenant_id
             ),
         ));
@@ -376,7 +386,11 @@ fn check_permission(
             StatusCode::FORBIDDEN,
             "Forbidden",
             format!(
-                "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: {who}\r\nAction: 'Microsoft.KeyVault/vaults/keys/{}'\r\nResource: '{}/keys/{key_name}'\r\nAssignment: (not found)\r\nVault: {};location={}\r\n",
+                "Caller is not authorized to perform action on resource.\r\nIf role assignments, \
+                    deny assignments or role definitions were changed recently, please observe \
+                    propagation time.\r\nCaller: {who}\r\nAction: \
+                    'Microsoft.KeyVault/vaults/keys/{}'\r\nResource: \
+                    '{}/keys/{key_name}'\r\nAssignment: (not found)\r\nVault: {};location={}\r\n",
                 operation.data_action(),
                 vault.id.to_ascii_lowercase(),
                 vault.name,
@@ -389,7 +403,9 @@ fn check_permission(
         StatusCode::FORBIDDEN,
         "Forbidden",
         format!(
-            "The user, group or application '{who}' does not have keys {} permission on key vault '{};location={}'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287",
+            "The user, group or application '{who}' does not have keys {} permission on key vault \
+                '{};location={}'. For help resolving this issue, please see \
+                https://go.microsoft.com/fwlink/?linkid=2125287",
             operation.permission(),
             vault.name,
             vault.location
@@ -398,9 +414,17 @@ fn check_permission(
     .with_inner("AccessDenied"))
 }
 
+/// A key's identifier: versioned, or versionless when `version` is empty.
+pub fn key_url(vault: &Vault, name: &str, version: &str) -> String {
+    if version.is_empty() {
+        return format!("{}keys/{name}", vault.vault_uri());
+    }
+    format!("{}keys/{name}/{version}", vault.vault_uri())
+}
+
 /// The KeyBundle JSON of one version.
 pub fn key_bundle(vault: &Vault, key: &VaultKey, version: &KeyVersion) -> Value {
-    let kid = format!("{}keys/{}/{}", vault.vault_uri(), key.name, version.version);
+    let kid = key_url(vault, &key.name, &version.version);
     let mut material = json!({"kid": kid, "kty": version.kty, "key_ops": version.key_ops});
     match &version.curve {
         Some(curve) => {
@@ -450,7 +474,9 @@ fn list_keys(vault: &Vault) -> VaultResult {
         .values()
         .filter(|key| key.deleted.is_none())
         .filter_map(|key| key.latest().map(|latest| (key, latest)))
-        .map(|(key, latest)| json!({"kid": format!("{}keys/{}", vault.vault_uri(), key.name), "attributes": attributes(vault, latest)}))
+        .map(|(key, latest)| {
+            json!({"kid": key_url(vault, &key.name, ""), "attributes": attributes(vault, latest)})
+        })
         .collect();
     Ok(json!({"value": values, "nextLink": null}))
 }
@@ -470,7 +496,10 @@ fn list_versions(world: &World, vault_name: &str, name: &str) -> VaultResult {
     let values: Vec<Value> = key
         .versions
         .iter()
-        .map(|version| json!({"kid": format!("{}keys/{}/{}", vault.vault_uri(), key.name, version.version), "attributes": attributes(vault, version)}))
+        .map(|version| {
+            let kid = key_url(vault, &key.name, &version.version);
+            json!({"kid": kid, "attributes": attributes(vault, version)})
+        })
         .collect();
     Ok(json!({"value": values, "nextLink": null}))
 }
@@ -557,7 +586,10 @@ fn create_key(
         return Err(VaultError::new(
             StatusCode::CONFLICT,
             "Conflict",
-            format!("Key {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged."),
+            format!(
+                "Key {name} is currently in a deleted but recoverable state, and its name \
+                cannot be reused; in this state, the key can only be recovered or purged."
+            ),
         )
         .with_inner("ObjectIsDeletedButRecoverable"));
     }
@@ -665,7 +697,9 @@ fn purge(world: &mut World, vault_name: &str, name: &str) -> VaultResult {
         return Err(VaultError::new(
             StatusCode::FORBIDDEN,
             "Forbidden",
-            "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.",
+            "Operation \"purge\" is not allowed because purge protection is enabled for this \
+                vault. Key Vault service will automatically purge it after the retention period \
+                has passed.",
         ));
     }
     vault.keys.remove(&name.to_ascii_lowercase());
@@ -748,9 +782,10 @@ fn wrap(
     let mut wrapped = WRAP_PREFIX.to_vec();
     wrapped.extend_from_slice(found.version.as_bytes());
     wrapped.extend(plain.iter().map(|byte| byte ^ 0x5a));
-    Ok(
-        json!({"kid": format!("{}keys/{}/{}", vault.vault_uri(), key.name, found.version), "value": URL_SAFE_NO_PAD.encode(wrapped)}),
-    )
+    Ok(json!({
+        "kid": key_url(vault, &key.name, &found.version),
+        "value": URL_SAFE_NO_PAD.encode(wrapped),
+    }))
 }
 
 fn unwrap(
@@ -773,9 +808,10 @@ fn unwrap(
         ));
     }
     let plain: Vec<u8> = wrapped[header_length..].iter().map(|byte| byte ^ 0x5a).collect();
-    Ok(
-        json!({"kid": format!("{}keys/{}/{}", vault.vault_uri(), key.name, found.version), "value": URL_SAFE_NO_PAD.encode(plain)}),
-    )
+    Ok(json!({
+        "kid": key_url(vault, &key.name, &found.version),
+        "value": URL_SAFE_NO_PAD.encode(plain),
+    }))
 }
 
 #[cfg(test)]

@@ -129,7 +129,8 @@ fn put(world: &mut World, context: &ArmContext<'_>, scope: &str, name: &str) -> 
         return Err(ArmError::bad_request(
             "InvalidRoleAssignmentId",
             format!(
-                "The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID."
+                "The role assignment ID '{name}' is not valid. The role assignment ID must be a \
+                    GUID."
             ),
         ));
     }
@@ -151,7 +152,11 @@ fn put(world: &mut World, context: &ArmContext<'_>, scope: &str, name: &str) -> 
         ArmError::bad_request(
             "PrincipalNotFound",
             format!(
-                "Principal {} does not exist in the directory {tenant}. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay. In this case, set the role assignment principalType property to a value, such as ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype",
+                "Principal {} does not exist in the directory {tenant}. Check that you have the \
+                    correct principal ID. If you are creating this principal and then immediately \
+                    assigning a role, this error might be related to a replication delay. In this \
+                    case, set the role assignment principalType property to a value, such as \
+                    ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype",
                 principal_text.replace('-', "")
             ),
         )

@@ -45,7 +45,8 @@ pub fn handle(
         _ => Err(ArmError::new(
             StatusCode::NOT_FOUND,
             "InvalidResourceType",
-            "The resource type could not be found in the namespace 'Microsoft.KeyVault' for api version '2025-05-01'.",
+            "The resource type could not be found in the namespace 'Microsoft.KeyVault' for api \
+                version '2025-05-01'.",
         )),
     }
 }
@@ -139,7 +140,8 @@ fn put(
             StatusCode::CONFLICT,
             "VaultAlreadyExists",
             format!(
-                "The vault name '{name}' is already in use. Vault names are globally unique so it is possible that the name is already taken."
+                "The vault name '{name}' is already in use. Vault names are globally unique so it \
+                    is possible that the name is already taken."
             ),
         ));
     }
@@ -171,7 +173,9 @@ fn new_vault(
         return Err(ArmError::bad_request(
             "VaultNameNotValid",
             format!(
-                "The vault name '{name}' is invalid. A vault's name must be between 3-24 alphanumeric characters. The name must begin with a letter, end with a letter or digit, and not contain consecutive hyphens."
+                "The vault name '{name}' is invalid. A vault's name must be between 3-24 \
+                    alphanumeric characters. The name must begin with a letter, end with a letter \
+                    or digit, and not contain consecutive hyphens."
             ),
         ));
     }
@@ -225,14 +229,16 @@ fn apply_properties(vault: &mut Vault, body: &Value, properties: &Value) -> Resu
     if field_bool(properties, "enableSoftDelete") == Some(false) && vault.enable_soft_delete {
         return Err(ArmError::bad_request(
             "BadRequest",
-            "The property \"enableSoftDelete\" cannot be set to false. Enabling the soft delete for a vault is an irreversible action.",
+            "The property \"enableSoftDelete\" cannot be set to false. Enabling the soft delete \
+                for a vault is an irreversible action.",
         ));
     }
     match field_bool(properties, "enablePurgeProtection") {
         Some(false) if vault.enable_purge_protection => {
             return Err(ArmError::bad_request(
                 "BadRequest",
-                "The property \"enablePurgeProtection\" cannot be set to false. Enabling the purge protection for a vault is an irreversible action.",
+                "The property \"enablePurgeProtection\" cannot be set to false. Enabling the purge \
+                    protection for a vault is an irreversible action.",
             ));
         }
         Some(value) => vault.enable_purge_protection = value,
@@ -367,7 +373,8 @@ fn update_access_policies(
                 return Err(ArmError::bad_request(
                     "BadRequest",
                     format!(
-                        "The access policy operation '{other}' is invalid. Valid operations are add, replace and remove."
+                        "The access policy operation '{other}' is invalid. Valid operations are \
+                            add, replace and remove."
                     ),
                 ));
             }

@@ -35,7 +35,8 @@ pub fn handle(
             StatusCode::NOT_FOUND,
             "InvalidResourceType",
             format!(
-                "The resource type '{kind}' could not be found in the namespace 'Microsoft.ManagedIdentity'."
+                "The resource type '{kind}' could not be found in the namespace \
+                    'Microsoft.ManagedIdentity'."
             ),
         ));
     }
@@ -98,7 +99,8 @@ fn put(world: &mut World, context: &ArmContext<'_>, id: String, name: &str) -> A
             return Err(ArmError::bad_request(
                 "InvalidResourceLocation",
                 format!(
-                    "The resource '{name}' already exists in location '{}'. A resource with the same name cannot be created in location '{location}'.",
+                    "The resource '{name}' already exists in location '{}'. A resource with the \
+                        same name cannot be created in location '{location}'.",
                     existing.location
                 ),
             ));

@@ -61,7 +61,8 @@ impl ArmError {
             StatusCode::NOT_FOUND,
             "ResourceNotFound",
             format!(
-                "The Resource '{resource_type}/{name}' under resource group '{group}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+                "The Resource '{resource_type}/{name}' under resource group '{group}' was not \
+                    found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
             ),
         )
     }
@@ -147,7 +148,8 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
                 headers.push((
                     "www-authenticate",
                     format!(
-                        "Bearer authorization_uri=\"https://login.windows.net/\", error=\"invalid_token\", error_description=\"{}\"",
+                        "Bearer authorization_uri=\"https://login.windows.net/\", \
+                            error=\"invalid_token\", error_description=\"{}\"",
                         error.message.replace('"', "'")
                     ),
                 ));
@@ -171,7 +173,10 @@ fn authenticate_arm(shared: &Shared, request: &ApiRequest) -> Result<Caller, Arm
         return Err(ArmError::new(
             StatusCode::UNAUTHORIZED,
             "InvalidAuthenticationTokenAudience",
-            "The access token has been obtained for wrong audience or resource. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.core.windows.net','https://management.azure.com/','https://management.azure.com'.",
+            "The access token has been obtained for wrong audience or resource. It should exactly \
+                match with one of the allowed audiences \
+                'https://management.core.windows.net/','https://management.core.windows.net',\
+                'https://management.azure.com/','https://management.azure.com'.",
         ));
     }
     Ok(caller)
@@ -222,7 +227,14 @@ fn route(world: &mut World, caller: &Caller, request: &ApiRequest) -> ArmResult 
             StatusCode::UNAUTHORIZED,
             "InvalidAuthenticationTokenTenant",
             format!(
-                "The access token is from the wrong issuer 'https://sts.windows.net/{}/'. It must match the tenant 'https://sts.windows.net/{tenant}/' associated with this subscription. Please use the authority (URL) 'https://login.windows.net/{tenant}' to get the token. Note, if the subscription is transferred to another tenant there is no impact to the services, but information about new tenant could take time to propagate (up to an hour). If you just transferred your subscription and see this error message, please try back later.",
+                "The access token is from the wrong issuer 'https://sts.windows.net/{}/'. It must \
+                    match the tenant 'https://sts.windows.net/{tenant}/' associated with this \
+                    subscription. Please use the authority (URL) \
+                    'https://login.windows.net/{tenant}' to get the token. Note, if the \
+                    subscription is transferred to another tenant there is no impact to the \
+                    services, but information about new tenant could take time to propagate (up to \
+                    an hour). If you just transferred your subscription and see this error \
+                    message, please try back later.",
                 caller.tenant_id
             ),
         ));
@@ -233,16 +245,15 @@ fn route(world: &mut World, caller: &Caller, request: &ApiRequest) -> ArmResult 
     authorize(world, caller, request, &target)?;
     let context = ArmContext { request, subscription, tenant, api_version };
 
-    if let Some(group) = target.resource_group() {
-        if world.resource_group(subscription, group).is_none()
-            && !(request.method == Method::PUT && target.is_group_itself())
-        {
-            return Err(ArmError::new(
-                StatusCode::NOT_FOUND,
-                "ResourceGroupNotFound",
-                format!("Resource group '{group}' could not be found."),
-            ));
-        }
+    if let Some(group) = target.resource_group()
+        && world.resource_group(subscription, group).is_none()
+        && !(request.method == Method::PUT && target.is_group_itself())
+    {
+        return Err(ArmError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceGroupNotFound",
+            format!("Resource group '{group}' could not be found."),
+        ));
     }
     match target {
         Target::RoleAssignments { scope, name } => {
@@ -426,7 +437,9 @@ fn authorize(
         StatusCode::FORBIDDEN,
         "AuthorizationFailed",
         format!(
-            "The client '{object}' with object id '{object}' does not have authorization to perform action '{}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+            "The client '{object}' with object id '{object}' does not have authorization to \
+                perform action '{}' over scope '{scope}' or the scope is invalid. If access was \
+                recently granted, please refresh your credentials.",
             target.action(&request.method),
             object = caller.object_id,
         ),

@@ -81,7 +81,8 @@ pub fn handle(
                 (_, [name, ..]) if *name != "current" => Err(ArmError::bad_request(
                     "InvalidParameterValue",
                     format!(
-                        "Invalid encryption protector name '{}'; the only supported name is 'current'.",
+                        "Invalid encryption protector name '{}'; the only supported name is \
+                            'current'.",
                         rest[3]
                     ),
                 )),
@@ -98,7 +99,8 @@ fn unknown_type(kind: &str) -> ArmError {
         StatusCode::NOT_FOUND,
         "InvalidResourceType",
         format!(
-            "The resource type '{kind}' could not be found in the namespace 'Microsoft.Sql' for api version '2025-01-01'."
+            "The resource type '{kind}' could not be found in the namespace 'Microsoft.Sql' for \
+                api version '2025-01-01'."
         ),
     )
 }
@@ -294,7 +296,8 @@ fn parse_identity(value: &Value) -> Result<IdentityRequest, ArmError> {
             "none" => none = true,
             _ => {
                 return Err(invalid(format!(
-                    "Invalid value given for parameter identity.type: '{kind}'. Specify None, SystemAssigned, UserAssigned or 'SystemAssigned,UserAssigned'."
+                    "Invalid value given for parameter identity.type: '{kind}'. Specify None, \
+                        SystemAssigned, UserAssigned or 'SystemAssigned,UserAssigned'."
                 )));
             }
         }
@@ -330,7 +333,8 @@ fn next_identity(
         if user_assigned.is_empty() {
             return Err(ArmError::bad_request(
                 "MissingIdentityId",
-                "The identity type is UserAssigned but no user assigned identity ids were provided.",
+                "The identity type is UserAssigned but no user assigned identity ids were \
+                 provided.",
             ));
         }
     }
@@ -391,15 +395,16 @@ fn next_server(
         next.minimal_tls_version = tls.to_string();
     }
 
-    if let Some(primary) = &next.primary_user_assigned_identity_id {
-        if !next.identity.has_user_assigned(primary) {
-            return Err(ArmError::bad_request(
-                "InvalidPrimaryIdentityId",
-                format!(
-                    "The primary user assigned identity '{primary}' is not in the server's list of user assigned identities."
-                ),
-            ));
-        }
+    if let Some(primary) = &next.primary_user_assigned_identity_id
+        && !next.identity.has_user_assigned(primary)
+    {
+        return Err(ArmError::bad_request(
+            "InvalidPrimaryIdentityId",
+            format!(
+                "The primary user assigned identity '{primary}' is not in the server's list of \
+                    user assigned identities."
+            ),
+        ));
     }
     let key_id = match string_change(&properties, "keyId") {
         Change::Set(uri) => Some(uri),
@@ -697,7 +702,8 @@ fn put_key(
         return Err(ArmError::bad_request(
             "InvalidKeyName",
             format!(
-                "Invalid key name '{name}' for uri '{uri}'; the key name must be '{expected}' ({{vault}}_{{key}}_{{version}})."
+                "Invalid key name '{name}' for uri '{uri}'; the key name must be '{expected}' \
+                    ({{vault}}_{{key}}_{{version}})."
             ),
         ));
     }
@@ -743,7 +749,8 @@ fn delete_key(
             StatusCode::CONFLICT,
             "AzureKeyVaultKeyInUse",
             format!(
-                "The key '{name}' is currently being used by server '{}' as its encryption protector and cannot be deleted.",
+                "The key '{name}' is currently being used by server '{}' as its encryption \
+                    protector and cannot be deleted.",
                 server.name
             ),
         ));
@@ -784,7 +791,15 @@ fn put_protector(
     } else if key_type.eq_ignore_ascii_case("AzureKeyVault") {
         let name = field_str(&properties, "serverKeyName").unwrap_or_default();
         let registered = server.keys.get(&name.to_ascii_lowercase()).cloned().ok_or_else(|| {
-            ArmError::new(StatusCode::NOT_FOUND, "ServerKeyNotFound", format!("The server key '{name}' was not found on server '{}'; register it under servers/keys first.", server.name))
+            ArmError::new(
+                StatusCode::NOT_FOUND,
+                "ServerKeyNotFound",
+                format!(
+                    "The server key \
+                '{name}' was not found on server '{}'; register it under servers/keys first.",
+                    server.name
+                ),
+            )
         })?;
         match tde_chain::check(world, configuration(&server), &registered.uri) {
             Ok(()) => {
@@ -849,7 +864,8 @@ fn revalidate(world: &mut World, server_key: &str) -> Option<ChainFailure> {
         problem.as_ref().map(|failure| format!("{}: {}", failure.code, failure.message));
     stored.last_validated = Some(OffsetDateTime::now_utc());
     if let Some(failure) = &problem {
-        tracing::warn!(server = %stored.name, code = failure.code, "protector key is no longer accessible");
+        tracing::warn!(server = %stored.name, code = failure.code, "protector key is no longer \
+            accessible");
     }
     problem
 }

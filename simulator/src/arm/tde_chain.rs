@@ -78,7 +78,8 @@ pub fn check(
         return Err(ChainFailure::new(
             "SecurityInvalidAzureKeyVaultRecoveryLevel",
             format!(
-                "The provided Key Vault uri is not valid. Vault '{}' must have soft delete and purge protection enabled (soft delete: {}, purge protection: {}).",
+                "The provided Key Vault uri is not valid. Vault '{}' must have soft delete and \
+                    purge protection enabled (soft delete: {}, purge protection: {}).",
                 vault.name, vault.enable_soft_delete, vault.enable_purge_protection
             ),
         ));
@@ -95,7 +96,8 @@ fn primary_identity<'w>(
             return Err(ChainFailure::new(
                 "InvalidIdentityTypeForKeyId",
                 format!(
-                    "Server '{}' identity type is '{}', not 'UserAssigned'; a user-assigned primary identity is required to use a key in another tenant.",
+                    "Server '{}' identity type is '{}', not 'UserAssigned'; a user-assigned \
+                        primary identity is required to use a key in another tenant.",
                     server.server_name,
                     server.identity.type_name()
                 ),
@@ -104,7 +106,8 @@ fn primary_identity<'w>(
         return Err(ChainFailure::new(
             "AzureKeyVaultNoServerIdentity",
             format!(
-                "Server '{}' has no identity; assign a user-assigned identity and set primaryUserAssignedIdentityId.",
+                "Server '{}' has no identity; assign a user-assigned identity and set \
+                    primaryUserAssignedIdentityId.",
                 server.server_name
             ),
         ));
@@ -144,7 +147,9 @@ fn accessing_principal(
         return Err(ChainFailure::new(
             "UmiMissingAkvPermissions",
             format!(
-                "Vault '{}' is in tenant {} but identity '{}' is in tenant {}; set federatedClientId to a multi-tenant application that trusts the identity to use a key in another tenant.",
+                "Vault '{}' is in tenant {} but identity '{}' is in tenant {}; set \
+                    federatedClientId to a multi-tenant application that trusts the identity to \
+                    use a key in another tenant.",
                 vault.name, vault.tenant_id, identity.id, identity.tenant_id
             ),
         ));
@@ -156,14 +161,20 @@ fn accessing_principal(
         .ok_or_else(|| {
             ChainFailure::new(
                 "AdalGenericError",
-                format!("AADSTS700016: Application with identifier '{app_id}' was not found in the directory '{}' (the tenant of identity '{}').", identity.tenant_id, identity.id),
+                format!(
+                    "AADSTS700016: Application with identifier '{app_id}' was not found in the \
+                    directory '{}' (the tenant of identity '{}').",
+                    identity.tenant_id, identity.id
+                ),
             )
         })?;
     if vault.tenant_id != identity.tenant_id && !application.is_multi_tenant() {
         return Err(ChainFailure::new(
             "AdalGenericError",
             format!(
-                "AADSTS700016: Application with identifier '{app_id}' was not found in the directory '{}'. Its signInAudience is '{}'; a key in another tenant needs 'AzureADMultipleOrgs'.",
+                "AADSTS700016: Application with identifier '{app_id}' was not found in the \
+                    directory '{}'. Its signInAudience is '{}'; a key in another tenant needs \
+                    'AzureADMultipleOrgs'.",
                 vault.tenant_id, application.sign_in_audience
             ),
         ));
@@ -181,21 +192,28 @@ fn accessing_principal(
         return Err(ChainFailure::new(
             "AdalGenericError",
             format!(
-                "AADSTS70021: No matching federated identity record found for presented assertion. Assertion Issuer: '{issuer}'. Assertion Subject: '{subject}'. Assertion Audience: '{TOKEN_EXCHANGE_AUDIENCE}'. Application {app_id} (object {}) has no federated identity credential for identity '{}'.",
+                "AADSTS70021: No matching federated identity record found for presented assertion. \
+                    Assertion Issuer: '{issuer}'. Assertion Subject: '{subject}'. Assertion \
+                    Audience: '{TOKEN_EXCHANGE_AUDIENCE}'. Application {app_id} (object {}) has no \
+                    federated identity credential for identity '{}'.",
                 application.object_id, identity.id
             ),
         ));
     }
 
-    let principal = world.visible_principal_by_app_id(vault.tenant_id, app_id).ok_or_else(|| {
-        ChainFailure::new(
-            "AdalServicePrincipalNotFound",
-            format!(
-                "AADSTS700016: Application with identifier '{app_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant: create its service principal in the vault's tenant.",
-                vault.tenant_id
-            ),
-        )
-    })?;
+    let principal =
+        world.visible_principal_by_app_id(vault.tenant_id, app_id).ok_or_else(|| {
+            ChainFailure::new(
+                "AdalServicePrincipalNotFound",
+                format!(
+                    "AADSTS700016: Application with identifier '{app_id}' was not found in the \
+                    directory '{}'. This can happen if the application has not been installed by \
+                    the administrator of the tenant: create its service principal in the vault's \
+                    tenant.",
+                    vault.tenant_id
+                ),
+            )
+        })?;
     Ok(principal.object_id)
 }
 
@@ -222,7 +240,8 @@ fn check_permissions(
     Err(ChainFailure::new(
         "AzureKeyVaultMissingPermissions",
         format!(
-            "The server is missing required permissions on the Azure Key Vault '{}': principal {principal} lacks {} on key '{}'; grant it with {model}.",
+            "The server is missing required permissions on the Azure Key Vault '{}': principal \
+                {principal} lacks {} on key '{}'; grant it with {model}.",
             vault.name,
             missing.join(", "),
             kid.name
@@ -265,7 +284,8 @@ fn check_key(vault: &Vault, kid: &KeyIdentifier) -> Result<(), ChainFailure> {
         return Err(ChainFailure::new(
             "AzureKeyVaultRsaKeyNotSupported",
             format!(
-                "The provided key is not supported: key '{}' is {} {size}; the supported RSA key size is 2048 or 3072 and Key Type is RSA or RSA-HSM.",
+                "The provided key is not supported: key '{}' is {} {size}; the supported RSA key \
+                    size is 2048 or 3072 and Key Type is RSA or RSA-HSM.",
                 kid.name, version.kty
             ),
         ));
