@@ -7,6 +7,7 @@
 // Each test crate compiles its own copy of this module and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod azure;
 pub mod terraform;
 
 use std::path::PathBuf;
