@@ -69,11 +69,41 @@ fn two_tenants_example_protects_the_server_with_the_customer_key() {
     );
     workspace.assert_no_changes();
 
+    // Importing the protector alone, by its server's id, reproduces its state.
+    let recorded = workspace.resource_values(PROTECTOR);
+    let imported = example_workspace(&simulator, &ids);
+    imported.init();
+    imported.import(PROTECTOR, &ids.sql_server_id(SERVER));
+    assert_eq!(imported.resource_values(PROTECTOR), recorded);
+
+    // Switched back to a service-managed key behind Terraform's back: the plan sets it again.
+    let body = json!({"properties": {"serverKeyType": "ServiceManaged", "serverKeyName": "ServiceManaged"}});
+    let path = format!("{}/encryptionProtector/current", ids.sql_server_id(SERVER));
+    let (status, _) =
+        AzureSession::new(&simulator, &ids.isv).arm("PUT", &path, "2025-01-01", Some(body));
+    assert!(status == 200 || status == 202, "reverting the protector: {status}");
+    wait_for_protector(&simulator, "ServiceManaged");
+    let plan = workspace.assert_changes();
+    assert!(plan.stdout.contains("key_id"), "the plan should set key_id again\n{plan}");
+    workspace.apply();
+    workspace.assert_no_changes();
+
     workspace.destroy();
     let reverted = server(&simulator);
     assert_eq!(reverted["protector"]["server_key_type"], "ServiceManaged", "{reverted:#}");
     assert_eq!(created_objects(&simulator), 0, "destroy left objects behind");
     terraform::stop_simulator(simulator);
+}
+
+/// Waits for a long-running protector change made behind Terraform's back to finish.
+fn wait_for_protector(simulator: &RunningSimulator, key_type: &str) {
+    for _ in 0..50 {
+        if server(simulator)["protector"]["server_key_type"] == key_type {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the protector never became {key_type}: {:#}", server(simulator));
 }
 
 /// Applies the example, breaks one link behind Terraform's back, then recreates the protector
