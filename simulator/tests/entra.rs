@@ -174,3 +174,21 @@ fn claims_of(token: &str) -> Value {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("b64");
     serde_json::from_slice(&bytes).expect("claims")
 }
+
+#[tokio::test]
+async fn admin_seed_adds_a_tenant_at_run_time() {
+    let harness = Harness::start().await;
+    let tenant = "33333333-0000-4000-8000-000000000001";
+    let client = "33333333-0000-4000-8000-0000000000c1";
+    let seed = json!({"tenants": [{"id": tenant, "display_name": "Third", "deployers": [{
+        "display_name": "third-deployer", "client_id": client,
+        "object_id": "33333333-0000-4000-8000-0000000000d1", "client_secret": "third-secret"}]}]});
+    let added = harness.admin_post("/admin/seed", seed.clone()).await;
+    assert_eq!(added.status, StatusCode::NO_CONTENT);
+    harness.token(tenant, client, "third-secret", GRAPH_SCOPE).await;
+
+    let duplicate = harness.admin_post("/admin/seed", seed).await;
+    assert_eq!(duplicate.status, StatusCode::BAD_REQUEST);
+    assert!(duplicate.body["error"].as_str().unwrap().contains("already exists"));
+    harness.simulator.shutdown().await;
+}

@@ -414,3 +414,27 @@ async fn server_patch_validation_and_lro_pacing() {
     assert_eq!(done.body["tags"], json!({"env": "test"}));
     harness.simulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn server_create_and_delete_run_as_operations() {
+    let harness = Harness::start().await;
+    let token = harness.isv_token(ARM_SCOPE).await;
+    let path = format!(
+        "/subscriptions/{ISV_SUBSCRIPTION}/resourceGroups/rg-isv/providers/Microsoft.Sql/servers/isv-sql-02"
+    );
+    let body = json!({"location": "westeurope", "properties": {"administratorLogin": "admin", "administratorLoginPassword": "p@ss-not-real"}});
+    let accepted = harness.call(Method::PUT, &arm(&path, SQL), &token, Some(body.clone())).await;
+    assert_eq!(wait(&harness, &accepted, &token).await["status"], "Succeeded");
+    let server = harness.call(Method::GET, &arm(&path, SQL), &token, None).await;
+    assert_eq!(
+        server.body["properties"]["fullyQualifiedDomainName"],
+        "isv-sql-02.database.windows.net"
+    );
+    assert_eq!(server.body["identity"]["type"], "None");
+
+    let accepted = harness.call(Method::DELETE, &arm(&path, SQL), &token, None).await;
+    assert_eq!(wait(&harness, &accepted, &token).await["status"], "Succeeded");
+    let gone = harness.call(Method::GET, &arm(&path, SQL), &token, None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    harness.simulator.shutdown().await;
+}

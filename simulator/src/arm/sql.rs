@@ -512,6 +512,25 @@ fn settle_server_change(
     Ok(next)
 }
 
+/// Applies a PUT or PATCH body to a stored server; the chain decides the operation's outcome.
+fn apply_server_update(
+    world: &mut World,
+    key: &str,
+    body: &Value,
+    merge: bool,
+) -> Result<OperationOutcome, ArmError> {
+    let current = world.servers[key].clone();
+    let (next, key_id) = next_server(world, &current, body, merge)?;
+    Ok(match settle_server_change(world, &current, next, key_id) {
+        Ok(next) => {
+            let body = server_json(world, &next);
+            world.servers.insert(key.to_string(), next);
+            OperationOutcome::Succeeded(body)
+        }
+        Err(failure) => failed(failure),
+    })
+}
+
 fn update_server(
     world: &mut World,
     context: &ArmContext<'_>,
@@ -520,21 +539,13 @@ fn update_server(
     body: &Value,
     merge: bool,
 ) -> ArmResult {
-    let current = world.servers[key].clone();
-    let (next, key_id) = next_server(world, &current, body, merge)?;
-    let outcome = match settle_server_change(world, &current, next, key_id) {
-        Ok(next) => {
-            let body = server_json(world, &next);
-            world.servers.insert(key.to_string(), next);
-            OperationOutcome::Succeeded(body)
-        }
-        Err(failure) => failed(failure),
-    };
+    let outcome = apply_server_update(world, key, body, merge)?;
+    let location = world.servers[key].location.clone();
     Ok(lro::accept(
         world,
         context,
         group,
-        &current.location,
+        &location,
         Family::Server,
         "UpsertLogicalServer",
         outcome,
@@ -601,21 +612,23 @@ fn put_server(world: &mut World, context: &ArmContext<'_>, group: &str, name: &s
         key_problem: None,
         last_validated: None,
     };
+    let location = blank.location.clone();
     world.servers.insert(key.clone(), blank);
-    let result = update_server(world, context, group, &key, &body, false);
+    let outcome = apply_server_update(world, &key, &body, false);
     // A create whose validation or chain failed leaves no server behind.
-    let failed_create = match &result {
-        Err(_) => true,
-        Ok(_) => world
-            .operations
-            .values()
-            .max_by_key(|op| op.started)
-            .is_some_and(|op| matches!(op.outcome, OperationOutcome::Failed { .. })),
-    };
-    if failed_create {
+    if !matches!(outcome, Ok(OperationOutcome::Succeeded(_))) {
         world.servers.remove(&key);
     }
-    result
+    let outcome = outcome?;
+    Ok(lro::accept(
+        world,
+        context,
+        group,
+        &location,
+        Family::Server,
+        "UpsertLogicalServer",
+        outcome,
+    ))
 }
 
 fn delete_server(
