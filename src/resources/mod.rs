@@ -6,6 +6,7 @@
 pub mod application_installation;
 pub mod chain;
 pub mod common;
+pub mod cross_tenant_key_grant;
 pub mod federated_app_credential;
 pub mod key_vault_key;
 pub mod multi_tenant_application;
@@ -26,6 +27,7 @@ pub fn all() -> Vec<Arc<dyn Resource<Clients>>> {
         Arc::new(federated_app_credential::FederatedAppCredential::new()),
         Arc::new(application_installation::ApplicationInstallation::new()),
         Arc::new(key_vault_key::KeyVaultKey::new()),
+        Arc::new(cross_tenant_key_grant::CrossTenantKeyGrant::new()),
         Arc::new(sql_tde_cross_tenant_protector::SqlTdeCrossTenantProtector::new()),
     ]
 }
