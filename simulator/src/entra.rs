@@ -407,6 +407,8 @@ fn verify_assertion(
     application: Option<&crate::state::Application>,
     assertion: &str,
 ) -> Result<(), EntraError> {
+    // FIXME(certificates): certificate assertions (RS256 with x5t) are not verified; seeds carry
+    // no certificates, so such assertions fail here as bad signatures (AADSTS700027).
     let claims = shared.oidc_tokens.verify(assertion, unix_now()).map_err(|error| match error {
         JwtError::Expired | JwtError::NotYetValid => EntraError::new(
             StatusCode::BAD_REQUEST,
