@@ -23,11 +23,7 @@ build:
 test: test-only fmt-check
 
 test-only: terraform
-	if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace --no-fail-fast; \
-	else \
-		$(CARGO) test --workspace --no-fail-fast; \
-	fi
+	CARGO="$(CARGO)" scripts/run-tests.sh
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
