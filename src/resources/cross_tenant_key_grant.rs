@@ -45,6 +45,10 @@ const KEY_INFIX: &str = "/keys/";
 /// The longest wait between two reads while a new grant or principal replicates.
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How long a service principal that Graph does not show yet may take to replicate before the
+/// id counts as wrong.
+const PRINCIPAL_REPLICATION_WAIT: Duration = Duration::from_secs(60);
+
 /// The resource's state and configuration.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Model {
@@ -416,16 +420,41 @@ fn choose_mode(asked: &str, vault: &Vault) -> Result<GrantMode, Diagnostic> {
 }
 
 /// Fails fast, saying what the id is, when `service_principal_object_id` names something other
-/// than a service principal; waits while a just-created one replicates.
+/// than a service principal; waits a while for one that is still replicating.
 async fn check_principal(
     azure: &AzureClient,
     object_id: &str,
     call: &CallContext,
 ) -> Result<(), Diagnostics> {
     let action = format!("looking up service principal {object_id}");
-    let found = poll_until_found(call, || graph::get_directory_object(azure, object_id, call))
+    let mut found = graph::get_directory_object(azure, object_id, call)
         .await
         .map_err(|error| azure_diagnostic(&action, &error))?;
+
+    if found.is_none() {
+        // An application's client id is the commonest mistake, and never turns into an object.
+        let action = format!("looking up service principals of application {object_id}");
+        let by_app_id = graph::find_service_principal_by_app_id(azure, object_id, call)
+            .await
+            .map_err(|error| azure_diagnostic(&action, &error))?;
+        if let Some(principal) = by_app_id {
+            return Err(not_a_principal(format!(
+                "{object_id} is the client id of application {}, not an object id. Its service \
+                 principal in this tenant has object id {}: use that.",
+                principal.display_name, principal.id
+            )));
+        }
+        // A service principal created moments ago may not be visible to every replica yet.
+        let replication = CallContext {
+            deadline: call.deadline.min(tokio::time::Instant::now() + PRINCIPAL_REPLICATION_WAIT),
+            cancel: call.cancel.clone(),
+        };
+        let lookup = || graph::get_directory_object(azure, object_id, &replication);
+        found = poll_until_found(&replication, lookup)
+            .await
+            .map_err(|error| azure_diagnostic(&action, &error))?;
+    }
+
     let problem = match found {
         Some(DirectoryObjectKind::ServicePrincipal { .. })
         | Some(DirectoryObjectKind::ManagedIdentity { .. }) => return Ok(()),
@@ -437,36 +466,20 @@ async fn check_principal(
         Some(DirectoryObjectKind::Other(kind)) => {
             format!("{object_id} is a {kind}, not a service principal.")
         }
-        None => not_found_principal(azure, object_id, call).await?,
-    };
-    Err(Diagnostic::error("Not a service principal object id", problem)
-        .at_attribute("service_principal_object_id")
-        .into())
-}
-
-/// Says whether a missing object id is an application's client id instead.
-async fn not_found_principal(
-    azure: &AzureClient,
-    id: &str,
-    call: &CallContext,
-) -> Result<String, Diagnostics> {
-    let action = format!("looking up service principals of application {id}");
-    let principal = graph::find_service_principal_by_app_id(azure, id, call)
-        .await
-        .map_err(|error| azure_diagnostic(&action, &error))?;
-    Ok(match principal {
-        Some(principal) => format!(
-            "{id} is the client id of application {}, not an object id. Its service principal in \
-             this tenant has object id {}: use that.",
-            principal.display_name, principal.id
-        ),
         None => format!(
-            "No service principal with object id {id} exists in tenant {}. Install the ISV's \
-             application in this tenant first (azurecmk_application_installation) and use its \
-             object_id.",
+            "No service principal with object id {object_id} exists in tenant {}. Install the \
+             ISV's application in this tenant first (azurecmk_application_installation) and use \
+             its object_id.",
             azure.tenant_id()
         ),
-    })
+    };
+    Err(not_a_principal(problem))
+}
+
+fn not_a_principal(problem: String) -> Diagnostics {
+    Diagnostic::error("Not a service principal object id", problem)
+        .at_attribute("service_principal_object_id")
+        .into()
 }
 
 /// Assigns the role at the key or the vault scope, under a new assignment name.
