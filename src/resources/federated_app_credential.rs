@@ -6,6 +6,11 @@
 //! not its client id) and the cloud's token-exchange audience. Getting these by hand is the
 //! commonest mistake in this setup, and Entra accepts wrong values silently. Everything but the
 //! name updates in place.
+//!
+//! For the same reason every plan of an existing credential derives issuer, subject and audience
+//! from the identity again (one ARM read): an edit in Graph, or the identity recreated under the
+//! same ARM id with a new principal id, then shows as an in-place update instead of a credential
+//! that silently trusts nobody.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -17,8 +22,8 @@ use crate::azure::{AzureClient, CallContext};
 use crate::framework::model::{from_value, to_value};
 use crate::framework::timeouts::{Operation, Timeouts, timeouts_block};
 use crate::framework::{
-    ApplyResult, Attribute, Block, Context, Diagnostic, Diagnostics, ReadResult, Resource, Schema,
-    Type, Validator, Value,
+    ApplyResult, Attribute, Block, Change, Context, Diagnostic, Diagnostics, Plan, ReadResult,
+    Resource, Schema, Type, Validator, Value,
 };
 use crate::provider::Clients;
 
@@ -106,6 +111,19 @@ impl Resource<Clients> for FederatedAppCredential {
         &self.schema
     }
 
+    async fn modify_plan(
+        &self,
+        context: &Context<'_, Clients>,
+        prior: &Value,
+        _config: &Value,
+        plan: &mut Plan,
+    ) -> Diagnostics {
+        if Change::between(prior, &plan.planned_state) != Change::Update {
+            return Diagnostics::new();
+        }
+        self.plan_derived_claims(context, plan).await.err().unwrap_or_default()
+    }
+
     async fn create(&self, context: &Context<'_, Clients>, planned: &Value) -> ApplyResult {
         self.create_credential(context, planned).await.into()
     }
@@ -156,6 +174,34 @@ impl Resource<Clients> for FederatedAppCredential {
 }
 
 impl FederatedAppCredential {
+    /// Plans issuer, subject and audiences as the identity derives them now, so any difference
+    /// from the refreshed state shows as a change. Left to the framework (unknown) while the
+    /// identity's id is itself unknown.
+    async fn plan_derived_claims(
+        &self,
+        context: &Context<'_, Clients>,
+        plan: &mut Plan,
+    ) -> Result<(), Diagnostics> {
+        let planned = &plan.planned_state;
+        let Some(identity_text) = planned.attribute("managed_identity_id").as_str() else {
+            return Ok(());
+        };
+        let call = call_context(context, planned, Operation::Read, QUICK_TIMEOUTS)?;
+
+        let spec = credential_spec(&context.provider.azure, identity_text, None, &call).await?;
+        let derived = [
+            ("issuer", Value::String(spec.issuer)),
+            ("subject", Value::String(spec.subject)),
+            ("audiences", Value::List(spec.audiences.into_iter().map(Value::String).collect())),
+        ];
+        for (name, value) in derived {
+            if let Some(slot) = plan.planned_state.attribute_mut(name) {
+                *slot = value;
+            }
+        }
+        Ok(())
+    }
+
     async fn create_credential(
         &self,
         context: &Context<'_, Clients>,
@@ -165,7 +211,8 @@ impl FederatedAppCredential {
         let call = call_context(context, planned, Operation::Create, QUICK_TIMEOUTS)?;
         let azure = &context.provider.azure;
 
-        let spec = credential_spec(azure, &model, &call).await?;
+        let identity_text = model.managed_identity_id.as_deref().unwrap_or_default();
+        let spec = credential_spec(azure, identity_text, model.description.clone(), &call).await?;
         let credential = graph::create_federated_credential(
             azure,
             &model.application_object_id,
@@ -221,7 +268,8 @@ impl FederatedAppCredential {
         let call = call_context(context, planned, Operation::Update, QUICK_TIMEOUTS)?;
         let azure = &context.provider.azure;
 
-        let spec = credential_spec(azure, &model, &call).await?;
+        let identity_text = model.managed_identity_id.as_deref().unwrap_or_default();
+        let spec = credential_spec(azure, identity_text, model.description.clone(), &call).await?;
         graph::update_federated_credential(
             azure,
             &id.application_object_id,
@@ -267,11 +315,11 @@ impl FederatedAppCredential {
 /// id and the issuer its own tenant, whatever the user believes them to be.
 async fn credential_spec(
     azure: &AzureClient,
-    model: &Model,
+    identity_text: &str,
+    description: Option<String>,
     call: &CallContext,
 ) -> Result<FederatedCredentialSpec, Diagnostics> {
-    let text = model.managed_identity_id.as_deref().unwrap_or_default();
-    let identity_id = UserAssignedIdentityId::parse(text).map_err(|error| {
+    let identity_id = UserAssignedIdentityId::parse(identity_text).map_err(|error| {
         Diagnostic::error("Invalid managed_identity_id", format!("{error}."))
             .at_attribute("managed_identity_id")
     })?;
@@ -294,7 +342,7 @@ async fn credential_spec(
         issuer: endpoints.issuer_for_tenant(&identity.tenant_id),
         subject: identity.principal_id,
         audiences: vec![endpoints.token_exchange_audience.clone()],
-        description: model.description.clone(),
+        description,
     })
 }
 
