@@ -50,7 +50,8 @@ impl KeyVaultKeyData {
 fn schema() -> Schema {
     let attributes = vec![
         Attribute::string("id").computed().describe(
-            "The versioned key identifier, `https://<vault>.vault.azure.net/keys/<name>/<version>`.",
+            "The versioned key identifier, \
+             `https://<vault>.vault.azure.net/keys/<name>/<version>`.",
         ),
         Attribute::string("key_vault_id")
             .optional()

@@ -343,6 +343,7 @@ async fn write_grant(
     let vault_id = parse_vault_id(&model.key_vault_id)?;
     let vault = read_vault(azure, &vault_id, call).await?;
     let mode = choose_mode(model.mode.as_deref().unwrap_or(AUTO), &vault)?;
+    tracing::debug!(vault = %vault_id, mode = mode.as_str(), "key grant mode chosen");
     check_principal(azure, &model.service_principal_object_id, call).await?;
 
     let mut warnings = Diagnostics::new();
@@ -1062,6 +1063,26 @@ mod tests {
             let expected: Vec<AttributePath> =
                 expected.iter().map(|name| AttributePath::root(name)).collect();
             assert_eq!(needed, expected, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn polling_waits_for_the_object_and_gives_up_before_the_deadline() {
+        let cases = [
+            ("found at once", 0, Duration::from_secs(10), true),
+            ("found on the third read", 2, Duration::from_secs(10), true),
+            ("deadline too near to wait", 2, Duration::from_millis(100), false),
+        ];
+        for (name, misses, timeout, expected) in cases {
+            let call = CallContext::with_timeout(timeout);
+            let reads = std::cell::Cell::new(0);
+            let probe = || {
+                reads.set(reads.get() + 1);
+                let found = (reads.get() > misses).then_some("grant");
+                async move { Ok::<_, AzureError>(found) }
+            };
+            let found = poll_until_found(&call, probe).await.unwrap();
+            assert_eq!(found.is_some(), expected, "{name}");
         }
     }
 

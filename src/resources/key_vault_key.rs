@@ -66,8 +66,9 @@ impl KeyVaultKey {
 fn schema() -> Schema {
     let attributes = vec![
         Attribute::string("id").computed().describe(
-            "The versioned key identifier, `https://<vault>.vault.azure.net/keys/<name>/<version>`: \
-             what the ISV's TDE protector names. A rotation in the vault shows as a new value.",
+            "The versioned key identifier, \
+             `https://<vault>.vault.azure.net/keys/<name>/<version>`: what the ISV's TDE \
+             protector names. A rotation in the vault shows as a new value.",
         ),
         Attribute::string("key_vault_id")
             .required()
