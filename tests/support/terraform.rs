@@ -643,7 +643,7 @@ fn cli_config_text(mirror: &Path) -> String {
     )
 }
 
-/// Links the provider binary cargo built into an unpacked filesystem-mirror layout.
+/// Copies the provider binary cargo built into an unpacked filesystem-mirror layout.
 fn install_provider_into_mirror(mirror: &Path) {
     let version = env!("CARGO_PKG_VERSION");
     let package_dir = mirror
@@ -652,13 +652,13 @@ fn install_provider_into_mirror(mirror: &Path) {
         .join(terraform_platform());
     create_dir(&package_dir);
 
+    // A copy, not a symlink: `terraform init` records the binary's checksum in the lock file and
+    // every later command checks it, so a rebuild of target/ in the middle of a test (another
+    // cargo command on the same tree) would fail the test through a link.
     let binary = Path::new(env!("CARGO_BIN_EXE_terraform-provider-azurecmk"));
     let target = package_dir.join(format!("terraform-provider-azurecmk_v{version}"));
-    // A link, not a copy: the debug binary is large and every test has its own mirror.
-    if std::os::unix::fs::symlink(binary, &target).is_err() {
-        std::fs::copy(binary, &target)
-            .unwrap_or_else(|error| panic!("copying {}: {error}", binary.display()));
-    }
+    std::fs::copy(binary, &target)
+        .unwrap_or_else(|error| panic!("copying {}: {error}", binary.display()));
 }
 
 /// Terraform's name for this machine's platform, such as `linux_amd64`.
