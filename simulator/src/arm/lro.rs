@@ -134,7 +134,9 @@ pub fn status(world: &mut World, id: &str) -> ArmResult {
     let mut body = json!({"name": operation.id, "startTime": format_rfc3339(operation.started)});
     if still_running(operation) {
         body["status"] = json!("InProgress");
-        return Ok(ArmReply::ok(body));
+        // Microsoft.Sql repeats its polling hint on every status answer while running.
+        let hint = vec![("retry-after", "0".to_string())];
+        return Ok(ArmReply::Json(StatusCode::OK, body, hint));
     }
     body["endTime"] = json!(format_rfc3339(OffsetDateTime::now_utc()));
     match &operation.outcome {
