@@ -143,3 +143,52 @@ async fn plaintext_without_a_client_certificate() {
         .expect("wait");
     assert!(exit.success(), "{exit:?}");
 }
+
+/// Every resource and data source the design names, as Terraform sees them over the wire.
+#[tokio::test]
+async fn schema_lists_every_resource_and_data_source() {
+    let provider = launch_provider().await;
+    let schema = ProviderClient::new(provider.channel.clone())
+        .get_provider_schema(get_provider_schema::Request {})
+        .await
+        .expect("GetProviderSchema")
+        .into_inner();
+    assert!(schema.diagnostics.is_empty(), "{:?}", schema.diagnostics);
+
+    let mut resources: Vec<&str> = schema.resource_schemas.keys().map(String::as_str).collect();
+    resources.sort_unstable();
+    assert_eq!(
+        resources,
+        [
+            "azurecmk_application_installation",
+            "azurecmk_cross_tenant_key_grant",
+            "azurecmk_federated_app_credential",
+            "azurecmk_key_vault_key",
+            "azurecmk_multi_tenant_application",
+            "azurecmk_sql_tde_cross_tenant_protector",
+            "azurecmk_user_assigned_identity",
+        ]
+    );
+    let data_sources: Vec<&str> = schema.data_source_schemas.keys().map(String::as_str).collect();
+    assert_eq!(data_sources, ["azurecmk_key_vault_key"]);
+
+    for (name, resource) in &schema.resource_schemas {
+        let block = resource.block.as_ref().expect("a block");
+        let attribute_names: Vec<&str> = block.attributes.iter().map(|a| a.name.as_str()).collect();
+        assert!(attribute_names.contains(&"id"), "{name} has no id: {attribute_names:?}");
+        let timeouts = block.block_types.iter().any(|nested| nested.type_name == "timeouts");
+        assert!(timeouts, "{name} has no timeouts block");
+        for attribute in &block.attributes {
+            let has_type = !attribute.r#type.is_empty();
+            assert!(has_type != attribute.nested_type.is_some(), "{name}.{}", attribute.name);
+            assert!(!attribute.description.is_empty(), "{name}.{} is undocumented", attribute.name);
+        }
+    }
+    let provider_block = schema.provider.and_then(|p| p.block).expect("provider block");
+    let secret = provider_block
+        .attributes
+        .iter()
+        .find(|a| a.name == "client_secret")
+        .expect("client_secret");
+    assert!(secret.sensitive, "client_secret must be sensitive");
+}
