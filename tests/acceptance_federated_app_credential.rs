@@ -1,7 +1,7 @@
 //! `azurecmk_federated_app_credential` through the real Terraform CLI against the simulator: the
 //! issuer, subject and audience derived from the managed identity, no-op plan, import, drift
 //! (edited and deleted outside Terraform), description in place, rename by replacement, name
-//! validation at plan time, destroy.
+//! validation at plan time, an application and credential still replicating, destroy.
 
 mod support;
 
@@ -262,4 +262,39 @@ fn assert_nothing_left(simulator: &azure_sim::RunningSimulator, ids: &SeedIds) {
         .filter(|app| app["display_name"] == "isv-sql-cmk")
         .collect();
     assert!(applications.is_empty(), "destroy left applications behind: {applications:#?}");
+}
+
+#[test]
+fn credential_waits_for_a_replicating_application() {
+    let simulator = terraform::start_simulator();
+    let ids = terraform::seed_ids();
+    for kind in ["application", "federated_credential"] {
+        delay_replication(&simulator, kind, 2000);
+    }
+    let workspace = TerraformWorkspace::new(&config(&ids, "uami-sql-cmk", "null"), &simulator);
+    workspace.init();
+
+    // Graph answers 404 for an application created moments ago; the credential waits it out,
+    // then waits until it reads back itself, so the next plan finds both.
+    workspace.apply();
+    workspace.assert_no_changes();
+    let object_id = workspace.resource_values(APPLICATION_ADDRESS)["object_id"].clone();
+    assert_eq!(credentials(&simulator, &ids, object_id.as_str().unwrap()).len(), 1);
+
+    workspace.destroy();
+    assert_nothing_left(&simulator, &ids);
+    terraform::stop_simulator(simulator);
+}
+
+/// Makes Graph objects of `kind` invisible to reads for `delay_ms` after they are created, as
+/// Graph replicas are (the simulator's admin API).
+fn delay_replication(simulator: &azure_sim::RunningSimulator, kind: &str, delay_ms: u64) {
+    let url = format!("{}/admin/replication", simulator.admin_url());
+    let body = json!({"kind": kind, "delay_ms": delay_ms});
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let status = runtime.block_on(async {
+        let response = reqwest::Client::new().post(url).json(&body).send().await;
+        response.expect("the simulator's admin API").status()
+    });
+    assert_eq!(status.as_u16(), 204, "setting the replication delay of {kind}");
 }

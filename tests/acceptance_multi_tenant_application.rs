@@ -1,6 +1,6 @@
 //! `azurecmk_multi_tenant_application` through the real Terraform CLI against the simulator:
 //! create as a multi-tenant app, no-op plan, import, drift (renamed and deleted outside
-//! Terraform), display name updated in place, destroy.
+//! Terraform), display name updated in place, replication delay, destroy.
 
 mod support;
 
@@ -144,4 +144,35 @@ fn import_rejects_what_is_not_an_object_id() {
     assert!(!missing.success(), "{missing}");
     assert!(missing.stderr.contains("Cannot import non-existent remote object"), "{missing}");
     terraform::stop_simulator(simulator);
+}
+
+#[test]
+fn create_waits_until_the_application_reads_back() {
+    let simulator = terraform::start_simulator();
+    let ids = terraform::seed_ids();
+    delay_replication(&simulator, "application", 2000);
+    let workspace = TerraformWorkspace::new(&config(&ids, "isv-sql-cmk"), &simulator);
+    workspace.init();
+
+    // Without the wait, the refresh right after would find no application and plan another.
+    workspace.apply();
+    workspace.assert_no_changes();
+    assert_eq!(applications(&simulator, &ids.isv.tenant_id, "isv-sql-cmk").len(), 1);
+
+    workspace.destroy();
+    assert!(applications(&simulator, &ids.isv.tenant_id, "isv-sql-cmk").is_empty());
+    terraform::stop_simulator(simulator);
+}
+
+/// Makes Graph objects of `kind` invisible to reads for `delay_ms` after they are created, as
+/// Graph replicas are (the simulator's admin API).
+fn delay_replication(simulator: &azure_sim::RunningSimulator, kind: &str, delay_ms: u64) {
+    let url = format!("{}/admin/replication", simulator.admin_url());
+    let body = json!({"kind": kind, "delay_ms": delay_ms});
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let status = runtime.block_on(async {
+        let response = reqwest::Client::new().post(url).json(&body).send().await;
+        response.expect("the simulator's admin API").status()
+    });
+    assert_eq!(status.as_u16(), 204, "setting the replication delay of {kind}");
 }

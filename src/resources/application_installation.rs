@@ -4,10 +4,15 @@
 //! A tenant can hold one service principal per application, and customers often have one already
 //! (an earlier consent or run). With `adopt_existing` the provider takes it over and records that
 //! it did not create it, so destroy never deletes a service principal someone else relies on.
+//!
+//! The application is usually created moments before, in another tenant: until it has replicated
+//! Graph refuses the installation as naming no application, so that refusal is retried for a
+//! while before it is believed.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::azure::AzureError;
 use crate::azure::graph::{self, ServicePrincipal};
 use crate::framework::model::{from_value, to_value};
 use crate::framework::timeouts::{Operation, Timeouts, timeouts_block};
@@ -18,6 +23,9 @@ use crate::framework::{
 use crate::provider::Clients;
 
 use super::common::{QUICK_TIMEOUTS, azure_diagnostic, call_context};
+use super::multi_tenant_application::{
+    record_once_visible, replication_window, retry_while_replicating,
+};
 use super::validators;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -86,7 +94,7 @@ impl Resource<Clients> for ApplicationInstallation {
     }
 
     async fn create(&self, context: &Context<'_, Clients>, planned: &Value) -> ApplyResult {
-        self.install(context, planned).await.into()
+        self.install(context, planned).await.unwrap_or_else(ApplyResult::failed)
     }
 
     async fn read(&self, context: &Context<'_, Clients>, state: &Value) -> ReadResult {
@@ -138,12 +146,15 @@ impl ApplicationInstallation {
         &self,
         context: &Context<'_, Clients>,
         planned: &Value,
-    ) -> Result<Value, Diagnostics> {
+    ) -> Result<ApplyResult, Diagnostics> {
         let mut model: Model = from_value(planned)?;
         let call = call_context(context, planned, Operation::Create, QUICK_TIMEOUTS)?;
         let azure = &context.provider.azure;
 
-        let created = graph::create_service_principal(azure, &model.client_id, &call).await;
+        let replication = replication_window(&call);
+        let create = || graph::create_service_principal(azure, &model.client_id, &replication);
+        let created =
+            retry_while_replicating(&replication, application_not_replicated, create).await;
         let (principal, created_by_provider) = match created {
             Ok(principal) => (principal, true),
             Err(error) if error.is_conflict() => {
@@ -167,7 +178,16 @@ impl ApplicationInstallation {
 
         model.created_by_provider = Some(created_by_provider);
         flatten(&mut model, &principal);
-        Ok(to_value(&model, &self.schema))
+        let state = to_value(&model, &self.schema);
+        if !created_by_provider {
+            // Found by a read, so already visible.
+            return Ok(ApplyResult::done(state));
+        }
+
+        // The service principal exists from here on: record it even if it never reads back.
+        let read_back = || graph::get_service_principal(azure, &principal.id, &call);
+        let what = format!("service principal {}", principal.id);
+        Ok(record_once_visible(state, &what, &call, read_back).await)
     }
 
     async fn read_installation(
@@ -214,6 +234,18 @@ impl ApplicationInstallation {
     }
 }
 
+/// Graph's answers to a service principal for an application that has not reached this tenant's
+/// replicas yet. The 403 reads like a permission problem but is replication too (azuread retries
+/// both the same way).
+fn application_not_replicated(error: &AzureError) -> bool {
+    let AzureError::Api(api) = error else { return false };
+    match api.status.map(|status| status.as_u16()) {
+        Some(400) => api.message.contains("does not reference a valid application object"),
+        Some(403) => api.message.contains("backing application of the service principal"),
+        _ => false,
+    }
+}
+
 fn flatten(model: &mut Model, principal: &ServicePrincipal) {
     model.id = Some(principal.id.clone());
     model.object_id = Some(principal.id.clone());
@@ -242,4 +274,52 @@ fn gone_warning(state: &Value) -> Diagnostics {
         format!("Service principal {id} no longer exists; Terraform will plan to create it again."),
     )
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::StatusCode;
+
+    use super::application_not_replicated;
+    use crate::azure::AzureError;
+    use crate::azure::error::ApiError;
+
+    #[test]
+    fn application_not_replicated_cases() {
+        let not_valid = "The appId '1f0c' of the service principal does not reference a valid \
+                         application object.";
+        let local_tenant = "When using this permission, the backing application of the service \
+                            principal being created must in the local tenant";
+        let cases = [
+            ("application unknown yet", StatusCode::BAD_REQUEST, not_valid, true),
+            ("misleading permission refusal", StatusCode::FORBIDDEN, local_tenant, true),
+            ("other bad request", StatusCode::BAD_REQUEST, "Invalid value for appId.", false),
+            (
+                "plain permission refusal",
+                StatusCode::FORBIDDEN,
+                "Insufficient privileges to complete the operation.",
+                false,
+            ),
+            ("already installed", StatusCode::CONFLICT, "already in use", false),
+        ];
+        for (name, status, message, expected) in cases {
+            let error = AzureError::from(ApiError {
+                operation: "creating service principal for application".into(),
+                resource: "1f0c".into(),
+                status: Some(status),
+                operation_status: None,
+                code: Some("Request_BadRequest".into()),
+                message: message.into(),
+                request_id: None,
+                details: Vec::new(),
+            });
+            assert_eq!(application_not_replicated(&error), expected, "case {name}");
+        }
+        let timeout = AzureError::Timeout {
+            operation: "creating service principal for application".into(),
+            resource: "1f0c".into(),
+            waited: std::time::Duration::from_secs(60),
+        };
+        assert!(!application_not_replicated(&timeout), "case timeout");
+    }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::azure::graph::{self, FederatedCredential, FederatedCredentialSpec};
 use crate::azure::ids::{FederatedCredentialId, UserAssignedIdentityId};
 use crate::azure::managed_identity;
-use crate::azure::{AzureClient, CallContext};
+use crate::azure::{AzureClient, AzureError, CallContext};
 use crate::framework::model::{from_value, to_value};
 use crate::framework::timeouts::{Operation, Timeouts, timeouts_block};
 use crate::framework::{
@@ -28,6 +28,9 @@ use crate::framework::{
 use crate::provider::Clients;
 
 use super::common::{QUICK_TIMEOUTS, azure_diagnostic, call_context};
+use super::multi_tenant_application::{
+    record_once_visible, replication_window, retry_while_replicating,
+};
 use super::validators;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -125,7 +128,7 @@ impl Resource<Clients> for FederatedAppCredential {
     }
 
     async fn create(&self, context: &Context<'_, Clients>, planned: &Value) -> ApplyResult {
-        self.create_credential(context, planned).await.into()
+        self.create_credential(context, planned).await.unwrap_or_else(ApplyResult::failed)
     }
 
     async fn read(&self, context: &Context<'_, Clients>, state: &Value) -> ReadResult {
@@ -206,31 +209,45 @@ impl FederatedAppCredential {
         &self,
         context: &Context<'_, Clients>,
         planned: &Value,
-    ) -> Result<Value, Diagnostics> {
+    ) -> Result<ApplyResult, Diagnostics> {
         let mut model: Model = from_value(planned)?;
         let call = call_context(context, planned, Operation::Create, QUICK_TIMEOUTS)?;
         let azure = &context.provider.azure;
 
         let identity_text = model.managed_identity_id.as_deref().unwrap_or_default();
         let spec = credential_spec(azure, identity_text, model.description.clone(), &call).await?;
-        let credential = graph::create_federated_credential(
-            azure,
-            &model.application_object_id,
-            &model.name,
-            &spec,
-            &call,
-        )
-        .await
-        .map_err(|error| {
-            let action = format!(
-                "creating federated credential {:?} on application {}",
-                model.name, model.application_object_id
-            );
-            azure_diagnostic(&action, &error)
-        })?;
 
+        // An application created moments ago may not have reached every replica: Graph then
+        // answers 404 for it, which is believed only after a while.
+        let replication = replication_window(&call);
+        let application_object_id = model.application_object_id.clone();
+        let create = || {
+            graph::create_federated_credential(
+                azure,
+                &application_object_id,
+                &model.name,
+                &spec,
+                &replication,
+            )
+        };
+        let credential = retry_while_replicating(&replication, AzureError::is_not_found, create)
+            .await
+            .map_err(|error| {
+                let action = format!(
+                    "creating federated credential {:?} on application {}",
+                    model.name, model.application_object_id
+                );
+                azure_diagnostic(&action, &error)
+            })?;
+
+        // The credential exists from here on: record it even if it never reads back.
         flatten(&mut model, &credential);
-        Ok(to_value(&model, &self.schema))
+        let state = to_value(&model, &self.schema);
+        let read_back = || {
+            graph::get_federated_credential(azure, &application_object_id, &credential.id, &call)
+        };
+        let what = format!("federated credential {}", model.id.as_deref().unwrap_or_default());
+        Ok(record_once_visible(state, &what, &call, read_back).await)
     }
 
     async fn read_credential(
