@@ -151,7 +151,7 @@ pub fn format_duration(duration: Duration) -> String {
         (0, m, 0) => format!("{m}m"),
         (h, 0, 0) => format!("{h}h"),
         (h, m, 0) => format!("{h}h{m}m"),
-        (h, m, s) if h == 0 => format!("{m}m{s}s"),
+        (0, m, s) => format!("{m}m{s}s"),
         (h, m, s) => format!("{h}h{m}m{s}s"),
     }
 }
