@@ -106,7 +106,8 @@ async fn clients_without_the_host_certificate_are_refused() {
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let refusals = provider.stderr().matches("refused a connection at the TLS handshake").count();
-    assert_eq!(refusals, cases.len(), "one TLS refusal per stranger:\n{}", provider.stderr());
+    // A client may reconnect after a refusal, so each stranger is refused at least once.
+    assert!(refusals >= cases.len(), "a TLS refusal per stranger:\n{}", provider.stderr());
 
     // The legitimate host still gets through afterwards.
     let channel = connect(&provider.handshake, provider.identity.as_ref()).await.expect("connect");
