@@ -22,10 +22,8 @@ use crate::framework::{
 };
 use crate::provider::Clients;
 
-use super::common::{QUICK_TIMEOUTS, azure_diagnostic, call_context};
-use super::multi_tenant_application::{
-    record_once_visible, replication_window, retry_while_replicating,
-};
+use super::common::{QUICK_TIMEOUTS, azure_diagnostic, call_context, deleted_outside_terraform};
+use super::replication::{record_once_visible, replication_window, retry_while_replicating};
 use super::validators;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -100,7 +98,9 @@ impl Resource<Clients> for ApplicationInstallation {
     async fn read(&self, context: &Context<'_, Clients>, state: &Value) -> ReadResult {
         match self.read_installation(context, state).await {
             Ok(Some(state)) => ReadResult::Found(state, Diagnostics::new()),
-            Ok(None) => ReadResult::Gone(gone_warning(state)),
+            Ok(None) => {
+                ReadResult::Gone(deleted_outside_terraform("Application installation", state))
+            }
             Err(diagnostics) => ReadResult::Failed(diagnostics),
         }
     }
@@ -264,15 +264,6 @@ fn already_installed(existing: &ServicePrincipal) -> Diagnostics {
         ),
     )
     .at_attribute("adopt_existing")
-    .into()
-}
-
-fn gone_warning(state: &Value) -> Diagnostics {
-    let id = state.attribute("id").as_str().unwrap_or_default();
-    Diagnostic::warning(
-        "Application installation deleted outside Terraform",
-        format!("Service principal {id} no longer exists; Terraform will plan to create it again."),
-    )
     .into()
 }
 

@@ -55,3 +55,14 @@ fn summary_for(action: &str) -> String {
 pub fn optional_string(value: &Value, name: &str) -> Option<String> {
     value.attribute(name).as_str().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
 }
+
+/// The warning a read gives when the object in `state` no longer exists in Azure, so Terraform
+/// drops it from state and plans to create it again; `kind` names the object for the user.
+pub fn deleted_outside_terraform(kind: &str, state: &Value) -> Diagnostics {
+    let id = state.attribute("id").as_str().unwrap_or_default();
+    Diagnostic::warning(
+        format!("{kind} deleted outside Terraform"),
+        format!("{kind} {id} no longer exists; Terraform will plan to create it again."),
+    )
+    .into()
+}

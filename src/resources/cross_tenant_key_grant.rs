@@ -8,7 +8,6 @@
 //! and unwrapKey to the principal's entry, and destroy removes only those three, never
 //! permissions it did not write. Create returns once the grant reads back.
 
-use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,6 +28,7 @@ use crate::provider::Clients;
 
 use super::common::{QUICK_TIMEOUTS, azure_diagnostic, call_context};
 use super::key_vault_key::read_vault;
+use super::replication::poll_until_found;
 use super::validators;
 
 /// `mode` values.
@@ -41,9 +41,6 @@ const ACCESS_POLICY_INFIX: &str = "/accessPolicies/";
 
 /// The segment joining a vault id and a key name in an ARM scope.
 const KEY_INFIX: &str = "/keys/";
-
-/// The longest wait between two reads while a new grant or principal replicates.
-const MAX_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How long a service principal that Graph does not show yet may take to replicate before the
 /// id counts as wrong.
@@ -811,33 +808,6 @@ fn keep_vault_spelling(recorded: &mut String, actual: &KeyVaultId) {
         .is_ok_and(|id| id.to_string().eq_ignore_ascii_case(&actual.to_string()));
     if !same {
         *recorded = actual.to_string();
-    }
-}
-
-/// Calls `probe` until it finds something, backing off up to [`MAX_POLL_INTERVAL`], while the
-/// deadline allows; `None` once the deadline is near and nothing showed up.
-async fn poll_until_found<T, F, Fut>(
-    call: &CallContext,
-    mut probe: F,
-) -> Result<Option<T>, AzureError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Option<T>, AzureError>>,
-{
-    let mut interval = Duration::from_millis(250);
-    loop {
-        if let Some(found) = probe().await? {
-            return Ok(Some(found));
-        }
-        let now = tokio::time::Instant::now();
-        if now + interval >= call.deadline || call.cancel.is_cancelled() {
-            return Ok(None);
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = call.cancel.cancelled() => return Ok(None),
-        }
-        interval = (interval * 2).min(MAX_POLL_INTERVAL);
     }
 }
 

@@ -27,10 +27,8 @@ use crate::framework::{
 };
 use crate::provider::Clients;
 
-use super::common::{QUICK_TIMEOUTS, azure_diagnostic, call_context};
-use super::multi_tenant_application::{
-    record_once_visible, replication_window, retry_while_replicating,
-};
+use super::common::{QUICK_TIMEOUTS, azure_diagnostic, call_context, deleted_outside_terraform};
+use super::replication::{record_once_visible, replication_window, retry_while_replicating};
 use super::validators;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -134,7 +132,7 @@ impl Resource<Clients> for FederatedAppCredential {
     async fn read(&self, context: &Context<'_, Clients>, state: &Value) -> ReadResult {
         match self.read_credential(context, state).await {
             Ok(Some(state)) => ReadResult::Found(state, Diagnostics::new()),
-            Ok(None) => ReadResult::Gone(gone_warning(state)),
+            Ok(None) => ReadResult::Gone(deleted_outside_terraform("Federated credential", state)),
             Err(diagnostics) => ReadResult::Failed(diagnostics),
         }
     }
@@ -386,13 +384,4 @@ fn flatten(model: &mut Model, credential: &FederatedCredential) {
     model.issuer = Some(credential.issuer.clone());
     model.subject = Some(credential.subject.clone());
     model.audiences = Some(credential.audiences.clone());
-}
-
-fn gone_warning(state: &Value) -> Diagnostics {
-    let id = state.attribute("id").as_str().unwrap_or_default();
-    Diagnostic::warning(
-        "Federated credential deleted outside Terraform",
-        format!("{id} no longer exists; Terraform will plan to create it again."),
-    )
-    .into()
 }

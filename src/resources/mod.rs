@@ -10,6 +10,7 @@ pub mod cross_tenant_key_grant;
 pub mod federated_app_credential;
 pub mod key_vault_key;
 pub mod multi_tenant_application;
+pub mod replication;
 pub mod sql_tde_cross_tenant_protector;
 pub mod user_assigned_identity;
 pub mod validators;

@@ -20,7 +20,7 @@ use crate::framework::{
 };
 use crate::provider::Clients;
 
-use super::common::{QUICK_TIMEOUTS, azure_diagnostic, call_context};
+use super::common::{QUICK_TIMEOUTS, azure_diagnostic, call_context, deleted_outside_terraform};
 use super::validators;
 
 /// The resource's state and configuration.
@@ -124,7 +124,9 @@ impl Resource<Clients> for UserAssignedIdentity {
     async fn read(&self, context: &Context<'_, Clients>, state: &Value) -> ReadResult {
         match self.read_identity(context, state).await {
             Ok(Some(state)) => ReadResult::Found(state, Diagnostics::new()),
-            Ok(None) => ReadResult::Gone(gone_warning(state)),
+            Ok(None) => {
+                ReadResult::Gone(deleted_outside_terraform("User-assigned identity", state))
+            }
             Err(diagnostics) => ReadResult::Failed(diagnostics),
         }
     }
@@ -290,13 +292,4 @@ fn flatten(model: &mut Model, id: &UserAssignedIdentityId, identity: &Identity) 
 
 fn normalise_location(location: &str) -> String {
     location.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase()
-}
-
-fn gone_warning(state: &Value) -> Diagnostics {
-    let id = state.attribute("id").as_str().unwrap_or("the identity");
-    Diagnostic::warning(
-        "User-assigned identity deleted outside Terraform",
-        format!("{id} no longer exists; Terraform will plan to create it again."),
-    )
-    .into()
 }
