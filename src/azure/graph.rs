@@ -82,6 +82,9 @@ pub struct ServicePrincipal {
     /// `Application`, `ManagedIdentity`, `Legacy`, ...
     #[serde(default)]
     pub service_principal_type: Option<String>,
+    /// Other names Entra knows it by; a user-assigned managed identity's include its ARM id.
+    #[serde(default)]
+    pub alternative_names: Vec<String>,
 }
 
 /// What a directory object id turned out to be, for "wrong kind of id" diagnostics.

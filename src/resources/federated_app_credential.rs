@@ -161,9 +161,7 @@ impl Resource<Clients> for FederatedAppCredential {
                 format!("{error}. Use the id `terraform state show` prints for this resource."),
             ))
         })?;
-        // FIXME(import-identity): the trusted identity's ARM id cannot be read back from Graph,
-        // so the first plan after an import sets managed_identity_id in place (a no-op in Azure
-        // when it names the same identity).
+        // Read fills managed_identity_id from the subject's service principal.
         let model = Model {
             id: Some(id.to_string()),
             application_object_id: id.application_object_id.clone(),
@@ -267,10 +265,12 @@ impl FederatedAppCredential {
         .await
         .map_err(|error| azure_diagnostic(&format!("reading federated credential {id}"), &error))?;
 
-        Ok(credential.map(|credential| {
-            flatten(&mut model, &credential);
-            to_value(&model, &self.schema)
-        }))
+        let Some(credential) = credential else { return Ok(None) };
+        flatten(&mut model, &credential);
+        if model.managed_identity_id.is_none() {
+            model.managed_identity_id = trusted_identity(azure, &credential.subject, &call).await?;
+        }
+        Ok(Some(to_value(&model, &self.schema)))
     }
 
     async fn update_credential(
@@ -359,6 +359,24 @@ async fn credential_spec(
         audiences: vec![endpoints.token_exchange_audience.clone()],
         description,
     })
+}
+
+/// The ARM id of the managed identity a credential's subject names, when known: after an import,
+/// state has only the credential. A managed identity's service principal has the identity's
+/// principal id as its object id, and lists the identity's ARM id among its alternative names.
+async fn trusted_identity(
+    azure: &AzureClient,
+    subject: &str,
+    call: &CallContext,
+) -> Result<Option<String>, Diagnostics> {
+    let principal = graph::get_service_principal(azure, subject, call).await.map_err(|error| {
+        azure_diagnostic(&format!("reading service principal {subject}"), &error)
+    })?;
+    let names = principal.map(|principal| principal.alternative_names).unwrap_or_default();
+    Ok(names
+        .into_iter()
+        .find_map(|name| UserAssignedIdentityId::parse(&name).ok())
+        .map(|id| id.to_string()))
 }
 
 fn parse_state_id(model: &Model) -> Result<FederatedCredentialId, Diagnostics> {
