@@ -70,13 +70,16 @@ pub enum ReadResult {
     Failed(Diagnostics),
 }
 
-impl From<Result<Option<Value>, Diagnostics>> for ReadResult {
-    /// `Ok(None)` means the object is gone; callers add their own warning with [`ReadResult::Gone`]
-    /// when they want one.
-    fn from(result: Result<Option<Value>, Diagnostics>) -> ReadResult {
-        match result {
+impl ReadResult {
+    /// The outcome of a lookup that found the object (`Some`), found it gone (`None`) or failed;
+    /// `gone` gives the warning that tells the user it was deleted outside Terraform.
+    pub fn from_lookup(
+        lookup: Result<Option<Value>, Diagnostics>,
+        gone: impl FnOnce() -> Diagnostics,
+    ) -> ReadResult {
+        match lookup {
             Ok(Some(state)) => ReadResult::Found(state, Diagnostics::new()),
-            Ok(None) => ReadResult::Gone(Diagnostics::new()),
+            Ok(None) => ReadResult::Gone(gone()),
             Err(diagnostics) => ReadResult::Failed(diagnostics),
         }
     }

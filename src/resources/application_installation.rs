@@ -96,13 +96,10 @@ impl Resource<Clients> for ApplicationInstallation {
     }
 
     async fn read(&self, context: &Context<'_, Clients>, state: &Value) -> ReadResult {
-        match self.read_installation(context, state).await {
-            Ok(Some(state)) => ReadResult::Found(state, Diagnostics::new()),
-            Ok(None) => {
-                ReadResult::Gone(deleted_outside_terraform("Application installation", state))
-            }
-            Err(diagnostics) => ReadResult::Failed(diagnostics),
-        }
+        let found = self.read_installation(context, state).await;
+        ReadResult::from_lookup(found, || {
+            deleted_outside_terraform("Application installation", state)
+        })
     }
 
     async fn update(

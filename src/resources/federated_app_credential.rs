@@ -130,11 +130,8 @@ impl Resource<Clients> for FederatedAppCredential {
     }
 
     async fn read(&self, context: &Context<'_, Clients>, state: &Value) -> ReadResult {
-        match self.read_credential(context, state).await {
-            Ok(Some(state)) => ReadResult::Found(state, Diagnostics::new()),
-            Ok(None) => ReadResult::Gone(deleted_outside_terraform("Federated credential", state)),
-            Err(diagnostics) => ReadResult::Failed(diagnostics),
-        }
+        let found = self.read_credential(context, state).await;
+        ReadResult::from_lookup(found, || deleted_outside_terraform("Federated credential", state))
     }
 
     async fn update(

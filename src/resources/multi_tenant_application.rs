@@ -87,11 +87,8 @@ impl Resource<Clients> for MultiTenantApplication {
     }
 
     async fn read(&self, context: &Context<'_, Clients>, state: &Value) -> ReadResult {
-        match self.read_application(context, state).await {
-            Ok(Some(state)) => ReadResult::Found(state, Diagnostics::new()),
-            Ok(None) => ReadResult::Gone(deleted_outside_terraform("Application", state)),
-            Err(diagnostics) => ReadResult::Failed(diagnostics),
-        }
+        let found = self.read_application(context, state).await;
+        ReadResult::from_lookup(found, || deleted_outside_terraform("Application", state))
     }
 
     async fn update(

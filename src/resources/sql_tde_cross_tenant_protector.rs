@@ -154,11 +154,8 @@ impl Resource<Clients> for SqlTdeCrossTenantProtector {
     }
 
     async fn read(&self, context: &Context<'_, Clients>, state: &Value) -> ReadResult {
-        match self.read_protector(context, state).await {
-            Ok(Some(state)) => ReadResult::Found(state, Diagnostics::new()),
-            Ok(None) => ReadResult::Gone(gone_warning(state)),
-            Err(diagnostics) => ReadResult::Failed(diagnostics),
-        }
+        let found = self.read_protector(context, state).await;
+        ReadResult::from_lookup(found, || gone_warning(state))
     }
 
     async fn update(

@@ -122,13 +122,10 @@ impl Resource<Clients> for UserAssignedIdentity {
     }
 
     async fn read(&self, context: &Context<'_, Clients>, state: &Value) -> ReadResult {
-        match self.read_identity(context, state).await {
-            Ok(Some(state)) => ReadResult::Found(state, Diagnostics::new()),
-            Ok(None) => {
-                ReadResult::Gone(deleted_outside_terraform("User-assigned identity", state))
-            }
-            Err(diagnostics) => ReadResult::Failed(diagnostics),
-        }
+        let found = self.read_identity(context, state).await;
+        ReadResult::from_lookup(found, || {
+            deleted_outside_terraform("User-assigned identity", state)
+        })
     }
 
     async fn update(
