@@ -564,7 +564,7 @@ fn create_key(
         key_size,
         curve,
         key_ops,
-        modulus: URL_SAFE_NO_PAD.encode(random_bytes(material_length)),
+        modulus: URL_SAFE_NO_PAD.encode(fake_modulus(material_length)),
         enabled: attributes
             .and_then(|a| field(a, "enabled"))
             .and_then(Value::as_bool)
@@ -812,6 +812,16 @@ fn unwrap(
         "kid": key_url(vault, &key.name, &found.version),
         "value": URL_SAFE_NO_PAD.encode(plain),
     }))
+}
+
+/// Random bytes shaped like an RSA modulus of `length` bytes: its top bit is set, as in every
+/// real modulus of that size, so the size a client reads back is the size that was asked for.
+fn fake_modulus(length: usize) -> Vec<u8> {
+    let mut modulus = random_bytes(length);
+    if let Some(first) = modulus.first_mut() {
+        *first |= 0x80;
+    }
+    modulus
 }
 
 #[cfg(test)]

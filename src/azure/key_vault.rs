@@ -455,12 +455,14 @@ fn key_from_bundle(bundle: WireKeyBundle, operation: &str) -> Result<Key, AzureE
     })
 }
 
-/// The size in bits of a base64url RSA modulus, leading zero bytes excluded.
+/// The size in bits of a base64url RSA modulus: its bit length, leading zeros excluded.
 fn rsa_modulus_bits(modulus: &str) -> Option<u32> {
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let bytes = engine.decode(modulus.trim_end_matches('=')).ok()?;
-    let significant = bytes.iter().skip_while(|byte| **byte == 0).count();
-    u32::try_from(significant * 8).ok()
+    let significant: Vec<u8> = bytes.into_iter().skip_while(|byte| *byte == 0).collect();
+    let first = significant.first()?;
+    let bits = significant.len() * 8 - first.leading_zeros() as usize;
+    u32::try_from(bits).ok()
 }
 
 #[cfg(test)]

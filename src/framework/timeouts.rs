@@ -137,11 +137,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "ms" => 0.001,
             _ => return Err(invalid()),
         };
-        total += Duration::from_secs_f64(amount * seconds_per_unit);
+        let part = Duration::try_from_secs_f64(amount * seconds_per_unit).map_err(|_| invalid())?;
+        total = total.checked_add(part).ok_or_else(invalid)?;
         rest = &after[unit_length..];
+    }
+    if total > LONGEST_TIMEOUT {
+        return Err(format!("{text:?} is longer than the longest timeout allowed, 7 days"));
     }
     Ok(total)
 }
+
+/// No Azure operation runs for a week; a longer value is a typo, and would overflow deadlines.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Formats a duration the way users write them.
 pub fn format_duration(duration: Duration) -> String {
@@ -176,10 +183,12 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_duration() {
-        for text in ["", "10", "ten minutes", "5d", "m5"] {
+        for text in ["", "10", "ten minutes", "5d", "m5", "99999999999999999999999h"] {
             let problem = parse_duration(text).unwrap_err();
             assert!(problem.contains("is not a duration"), "{text}: {problem}");
         }
+        let problem = parse_duration("4000000000000000h").unwrap_err();
+        assert!(problem.contains("longest timeout"), "{problem}");
     }
 
     #[test]

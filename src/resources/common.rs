@@ -18,10 +18,10 @@ pub fn call_context(
     defaults: TimeoutDefaults,
 ) -> Result<CallContext, Diagnostics> {
     let timeout = timeouts::duration_for(value, operation, defaults)?;
-    Ok(CallContext {
-        deadline: tokio::time::Instant::now() + timeout,
-        cancel: context.cancel.clone(),
-    })
+    let now = tokio::time::Instant::now();
+    // Timeouts are capped when parsed; saturate anyway rather than panic on a far deadline.
+    let deadline = now.checked_add(timeout).unwrap_or(now + Duration::from_secs(7 * 24 * 3600));
+    Ok(CallContext { deadline, cancel: context.cancel.clone() })
 }
 
 /// Timeouts for resources whose operations are single quick requests.
@@ -35,7 +35,11 @@ pub const QUICK_TIMEOUTS: TimeoutDefaults = TimeoutDefaults {
 /// A diagnostic for an Azure failure while `action` (such as "creating user-assigned identity").
 /// The detail keeps everything Azure said that helps: status, error code, message, request id.
 pub fn azure_diagnostic(action: &str, error: &AzureError) -> Diagnostic {
-    let mut detail = format!("Azure refused while {action}: {error}.");
+    let mut detail = if error.status().is_some() {
+        format!("Azure refused while {action}: {error}.")
+    } else {
+        format!("While {action}: {error}.")
+    };
     if error.is_timeout() {
         detail.push_str(" Raise this resource's timeouts block value if Azure is just slow.");
     }
