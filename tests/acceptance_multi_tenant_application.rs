@@ -93,6 +93,18 @@ fn application_lifecycle_import_and_drift() {
     let (_, application) = azure.graph("GET", &path, None);
     assert_eq!(application["displayName"], "isv-sql-cmk");
 
+    // Made single-tenant outside Terraform: no customer could install it any more, so the next
+    // plan sets it back to multi-tenant in place.
+    let body = json!({"signInAudience": "AzureADMyOrg"});
+    let (status, _) = azure.graph("PATCH", &path, Some(body));
+    assert_eq!(status, 204);
+    let plan = workspace.assert_changes();
+    assert!(plan.stdout.contains("AzureADMyOrg"), "the plan should show the drift\n{plan}");
+    workspace.apply();
+    workspace.assert_no_changes();
+    let (_, application) = azure.graph("GET", &path, None);
+    assert_eq!(application["signInAudience"], "AzureADMultipleOrgs");
+
     // The display name updates in place, keeping the application and its client id.
     workspace.write_main(&config(&ids, "isv-sql-cmk-renamed"));
     let plan = workspace.assert_changes();

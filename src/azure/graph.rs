@@ -168,8 +168,9 @@ pub async fn find_application_by_app_id(
     response.map(|response| response.json()).transpose()
 }
 
-/// Renames an application (PATCH, answered 204).
-pub async fn update_application_display_name(
+/// Sets an application's display name and makes it multi-tenant again if someone changed that
+/// (PATCH, answered 204).
+pub async fn update_application(
     client: &AzureClient,
     object_id: &str,
     display_name: &str,
@@ -179,10 +180,12 @@ pub async fn update_application_display_name(
     #[serde(rename_all = "camelCase")]
     struct Body<'a> {
         display_name: &'a str,
+        sign_in_audience: &'a str,
     }
+    let body = Body { display_name, sign_in_audience: MULTIPLE_ORGS };
     let path = format!("/applications/{object_id}");
     let request = request(client, Method::PATCH, &path, "updating application", object_id);
-    client.send(request.with_json(&Body { display_name })?, call).await?;
+    client.send(request.with_json(&body)?, call).await?;
     Ok(())
 }
 

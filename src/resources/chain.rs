@@ -26,10 +26,14 @@ pub fn missing_step(code: &str, message: &str) -> Option<MissingStep> {
         );
     }
     if message.contains("AADSTS700016") {
+        // Entra gives this one answer for three causes it does not tell apart.
         return step(
             "azurecmk_application_installation",
-            "The application is not installed in the key's tenant: the customer must create its \
-             service principal there.",
+            "Entra does not know the application in the tenant it was asked about. Either the \
+             application is not installed in the key's tenant (the customer must create its \
+             service principal there), or federated_client_id is not the application's client \
+             id (an object id, say), or the application is no longer multi-tenant \
+             (AzureADMultipleOrgs).",
         );
     }
     match code {

@@ -13,7 +13,7 @@ use crate::framework::model::{from_value, to_value};
 use crate::framework::timeouts::{Operation, Timeouts, timeouts_block};
 use crate::framework::{
     ApplyResult, Attribute, Block, Context, Diagnostic, Diagnostics, ReadResult, Resource, Schema,
-    Value,
+    Validator, Value,
 };
 use crate::provider::Clients;
 
@@ -60,8 +60,12 @@ fn schema() -> Schema {
         ),
         Attribute::string("tenant_id").computed().describe("The ISV's tenant, which owns it."),
         Attribute::string("sign_in_audience")
-            .computed()
-            .describe("Always `AzureADMultipleOrgs`, so other tenants can install it."),
+            .default(Value::String(graph::MULTIPLE_ORGS.to_string()))
+            .validate(Validator::OneOf(&[graph::MULTIPLE_ORGS]))
+            .describe(
+                "Always `AzureADMultipleOrgs`, so other tenants can install it; a change made \
+                 outside Terraform shows in the plan and apply sets it back.",
+            ),
     ];
     let description = "A multi-tenant application in the ISV's tenant. The SQL server acts as \
                        this application in the customer's tenant, through a federated credential \
@@ -97,7 +101,7 @@ impl Resource<Clients> for MultiTenantApplication {
         _prior: &Value,
         planned: &Value,
     ) -> ApplyResult {
-        self.rename_application(context, planned).await.into()
+        self.update_application(context, planned).await.into()
     }
 
     async fn delete(&self, context: &Context<'_, Clients>, prior: &Value) -> Diagnostics {
@@ -163,7 +167,8 @@ impl MultiTenantApplication {
         }))
     }
 
-    async fn rename_application(
+    /// Sets the display name, and the audience back to multi-tenant if it drifted.
+    async fn update_application(
         &self,
         context: &Context<'_, Clients>,
         planned: &Value,
@@ -173,11 +178,9 @@ impl MultiTenantApplication {
         let call = call_context(context, planned, Operation::Update, QUICK_TIMEOUTS)?;
 
         let azure = &context.provider.azure;
-        graph::update_application_display_name(azure, &object_id, &model.display_name, &call)
-            .await
-            .map_err(|error| {
-                azure_diagnostic(&format!("renaming application {object_id}"), &error)
-            })?;
+        graph::update_application(azure, &object_id, &model.display_name, &call).await.map_err(
+            |error| azure_diagnostic(&format!("updating application {object_id}"), &error),
+        )?;
         Ok(planned.clone())
     }
 

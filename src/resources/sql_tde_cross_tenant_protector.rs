@@ -470,8 +470,11 @@ fn corrupt_state(error: crate::azure::ids::IdParseError) -> Diagnostics {
 fn gone_warning(state: &Value) -> Diagnostics {
     let server = state.attribute("server_id").as_str().unwrap_or_default();
     Diagnostic::warning(
-        "SQL server deleted outside Terraform",
-        format!("{server} no longer exists; Terraform will drop its protector from state."),
+        "SQL server or its protector not found",
+        format!(
+            "{server} or its encryption protector no longer exists; Terraform will plan to set \
+             the protector again."
+        ),
     )
     .into()
 }
