@@ -41,9 +41,9 @@ fn server(simulator: &RunningSimulator) -> Value {
 /// Everything the configuration creates, counted in the simulator.
 fn created_objects(simulator: &RunningSimulator) -> usize {
     let state = simulator.state();
-    let count = |value: &Value| value.as_array().map_or(0, Vec::len);
+    let count = |value: &Value| value.as_array().expect("an array in the admin state").len();
     let seeded_applications = 2;
-    let tenants = state["tenants"].as_array().cloned().unwrap_or_default();
+    let tenants = state["tenants"].as_array().expect("tenants in the admin state").clone();
     let applications: usize = tenants.iter().map(|tenant| count(&tenant["applications"])).sum();
     count(&state["identities"]) + applications - seeded_applications
 }
@@ -91,6 +91,13 @@ fn two_tenants_example_protects_the_server_with_the_customer_key() {
     workspace.destroy();
     let reverted = server(&simulator);
     assert_eq!(reverted["protector"]["server_key_type"], "ServiceManaged", "{reverted:#}");
+    // Nothing on the server points at the identity and application the destroy deleted.
+    assert!(reverted["primary_user_assigned_identity_id"].is_null(), "{reverted:#}");
+    assert!(reverted["federated_client_id"].is_null(), "{reverted:#}");
+    let identity = reverted["identity"].to_string().to_lowercase();
+    assert!(!identity.contains("uami-sql-cmk"), "{reverted:#}");
+    let keys = reverted["keys"].as_array().expect("server keys");
+    assert!(keys.iter().all(|key| key["name"] == "ServiceManaged"), "{reverted:#}");
     assert_eq!(created_objects(&simulator), 0, "destroy left objects behind");
     terraform::stop_simulator(simulator);
 }

@@ -226,6 +226,29 @@ pub async fn update_server_identity(
     Ok(response.json::<WireServer>()?.into())
 }
 
+/// Takes a user-assigned identity off a server and clears the primary identity and federated
+/// client id that pointed through it, in one PATCH (JSON merge patch: `null` removes), waiting for
+/// the operation. `remaining` is how the identity type reads without it.
+pub async fn detach_identity(
+    client: &AzureClient,
+    id: &SqlServerId,
+    identity_id: &str,
+    remaining: &ServerIdentityUpdate,
+    call: &CallContext,
+) -> Result<Server, AzureError> {
+    let body = serde_json::json!({
+        "identity": {
+            "type": remaining.identity_type(),
+            "userAssignedIdentities": { identity_id: null },
+        },
+        "properties": { "primaryUserAssignedIdentityId": null, "federatedClientId": null },
+    });
+    let path = id.to_string();
+    let request = arm_request(client, Method::PATCH, &path, "detaching SQL server identity", &path);
+    let response = client.send_and_wait(request.with_json(&body)?, call).await?;
+    Ok(response.json::<WireServer>()?.into())
+}
+
 /// A key registered on a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerKey {

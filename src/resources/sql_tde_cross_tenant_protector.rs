@@ -302,7 +302,51 @@ impl SqlTdeCrossTenantProtector {
                 tracing::warn!(server_key = %id, error = %error, "could not remove server key");
             }
         }
+        if operation == Operation::Delete {
+            detach_our_identity(azure, &server, &model, &call).await;
+        }
         Ok(())
+    }
+}
+
+/// Takes the identity this resource attached off the server again, with the federated client id
+/// that depended on it, so nothing on the server points at objects the same destroy deletes.
+/// Best effort: the server is already safe on a service-managed key.
+async fn detach_our_identity(
+    azure: &AzureClient,
+    server_id: &SqlServerId,
+    model: &Model,
+    call: &CallContext,
+) {
+    let Some(ours) = model.user_assigned_identity_id.as_deref() else { return };
+    let server = match sql::get_server(azure, server_id, call).await {
+        Ok(Some(server)) => server,
+        _ => return,
+    };
+    let is_primary = server
+        .primary_user_assigned_identity_id
+        .as_deref()
+        .is_some_and(|primary| primary.eq_ignore_ascii_case(ours));
+    if !is_primary {
+        // Someone pointed the server elsewhere since: leave their configuration alone.
+        return;
+    }
+    let identity = server.identity.clone().unwrap_or_default();
+    let attached = identity.user_assigned.keys().find(|id| id.eq_ignore_ascii_case(ours));
+    let attached = attached.cloned().unwrap_or_else(|| ours.to_string());
+    let remaining = ServerIdentityUpdate {
+        system_assigned: identity.system_assigned,
+        user_assigned_identity_ids: identity
+            .user_assigned
+            .keys()
+            .filter(|id| !id.eq_ignore_ascii_case(ours))
+            .cloned()
+            .collect(),
+        primary_user_assigned_identity_id: None,
+        federated_client_id: None,
+    };
+    if let Err(error) = sql::detach_identity(azure, server_id, &attached, &remaining, call).await {
+        tracing::warn!(server = %server_id, error = %error, "could not detach the server identity");
     }
 }
 
