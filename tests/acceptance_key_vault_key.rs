@@ -142,6 +142,13 @@ fn key_lifecycle_import_update_drift_and_soft_delete() {
     let deleted = vault_keys(&simulator, VAULT);
     assert_eq!(deleted.len(), 1, "{deleted:#?}");
     assert!(!deleted[0]["deleted"].is_null(), "the key should be soft-deleted: {deleted:#?}");
+
+    // Applying again: the soft-deleted key still holds its name, and the error says what to do.
+    let failed = workspace.assert_apply_fails_with("deleted but recoverable");
+    // Terraform wraps long details; compare with line breaks folded to spaces.
+    let detail = failed.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(detail.contains("recover it (`az keyvault key recover`)"), "{failed}");
+    assert!(detail.contains("otherwise choose another name"), "{failed}");
     terraform::stop_simulator(simulator);
 }
 

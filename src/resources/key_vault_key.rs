@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::azure::error::AzureError;
 use crate::azure::ids::{KeyVaultId, KeyVaultKeyId};
 use crate::azure::key_vault::{self, CreateKey, Key, KeyAttributesUpdate, Vault};
 use crate::azure::{AzureClient, CallContext};
@@ -225,7 +226,7 @@ impl KeyVaultKey {
         let parameters = create_parameters(&model)?;
         let key = key_vault::create_key(azure, &vault.vault_uri, &model.name, &parameters, &call)
             .await
-            .map_err(|error| azure_diagnostic(&format!("creating key {versionless}"), &error))?;
+            .map_err(|error| create_failure(&versionless, &error))?;
 
         flatten(&mut model, &key);
         Ok(to_value(&model, &self.schema))
@@ -391,6 +392,21 @@ async fn refuse_existing_key(
     )
     .at_attribute("name")
     .into())
+}
+
+/// A refused create; a conflict means the name belongs to a soft-deleted key, which purge
+/// protection keeps for the vault's whole retention period.
+fn create_failure(versionless: &KeyVaultKeyId, error: &AzureError) -> Diagnostics {
+    let mut diagnostic = azure_diagnostic(&format!("creating key {versionless}"), error);
+    if error.is_conflict() {
+        diagnostic.detail.push_str(
+            " A deleted key keeps its name until its retention period ends. If databases may \
+             still need it, recover it (`az keyvault key recover`) and import it; otherwise \
+             choose another name.",
+        );
+        diagnostic = diagnostic.at_attribute("name");
+    }
+    diagnostic.into()
 }
 
 fn create_parameters(model: &Model) -> Result<CreateKey, Diagnostics> {
