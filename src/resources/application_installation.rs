@@ -169,7 +169,17 @@ impl ApplicationInstallation {
             }
             Err(error) => {
                 let action = format!("installing application {}", model.client_id);
-                return Err(azure_diagnostic(&action, &error).into());
+                let mut diagnostic = azure_diagnostic(&action, &error);
+                if application_not_replicated(&error) {
+                    // Still unknown after the replication window: most often the wrong id.
+                    diagnostic.detail.push_str(
+                        " Check that client_id is the application's client (app) id, not its \
+                         object id, and that the application is multi-tenant \
+                         (AzureADMultipleOrgs).",
+                    );
+                    diagnostic = diagnostic.at_attribute("client_id");
+                }
+                return Err(diagnostic.into());
             }
         };
 
