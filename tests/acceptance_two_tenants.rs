@@ -135,6 +135,15 @@ fn assert_broken_link_is_named(
     assert!(!failed.success(), "apply should fail once the link is broken\n{failed}");
     let expected = format!("Cross-tenant key chain incomplete: check {step}");
     assert!(failed.stderr.contains(&expected), "expected {expected:?}\n{failed}");
+
+    // The server already carries the identity, so the protector stays in state (tainted) and
+    // a destroy takes everything off the server again.
+    let listed = workspace.run(&["state", "list"]).assert_success();
+    assert!(listed.stdout.contains(PROTECTOR), "the protector left state\n{listed}");
+    workspace.destroy();
+    let reverted = server(&simulator);
+    assert_eq!(reverted["protector"]["server_key_type"], "ServiceManaged", "{reverted:#}");
+    assert!(reverted["federated_client_id"].is_null(), "{reverted:#}");
     terraform::stop_simulator(simulator);
 }
 

@@ -150,7 +150,7 @@ impl Resource<Clients> for SqlTdeCrossTenantProtector {
     }
 
     async fn create(&self, context: &Context<'_, Clients>, planned: &Value) -> ApplyResult {
-        self.protect(context, planned, Operation::Create, true).await.into()
+        self.protect(context, planned, Operation::Create, true).await
     }
 
     async fn read(&self, context: &Context<'_, Clients>, state: &Value) -> ReadResult {
@@ -174,7 +174,7 @@ impl Resource<Clients> for SqlTdeCrossTenantProtector {
                 return ApplyResult::failed(diagnostics);
             }
         }
-        self.protect(context, planned, Operation::Update, identity_changed).await.into()
+        self.protect(context, planned, Operation::Update, identity_changed).await
     }
 
     async fn delete(&self, context: &Context<'_, Clients>, prior: &Value) -> Diagnostics {
@@ -205,41 +205,49 @@ impl Resource<Clients> for SqlTdeCrossTenantProtector {
 
 impl SqlTdeCrossTenantProtector {
     /// Steps 7 to 9, each idempotent, so a failed apply converges when run again.
+    ///
+    /// Once the server carries the identity, a failure still records the protector (Terraform
+    /// then taints it): a destroy takes the identity off again, and the next apply finishes.
     async fn protect(
         &self,
         context: &Context<'_, Clients>,
         planned: &Value,
         operation: Operation,
         set_identity: bool,
-    ) -> Result<Value, Diagnostics> {
-        let mut model: Model = from_value(planned)?;
-        let inputs = Inputs::parse(&model)?;
-        let call = call_context(context, planned, operation, TIMEOUTS)?;
+    ) -> ApplyResult {
+        let prepared = from_value::<Model>(planned).and_then(|model| {
+            let inputs = Inputs::parse(&model)?;
+            let call = call_context(context, planned, operation, TIMEOUTS)?;
+            Ok((model, inputs, call))
+        });
+        let (mut model, inputs, call) = match prepared {
+            Ok(prepared) => prepared,
+            Err(diagnostics) => return ApplyResult::failed(diagnostics),
+        };
         let azure = &context.provider.azure;
 
-        if set_identity {
-            let server = read_server(azure, &inputs.server, &call).await?;
-            let update = identity_update(&server, &inputs, &model);
-            sql::update_server_identity(azure, &inputs.server, &update, &call)
-                .await
-                .map_err(|error| chain_diagnostic("setting the server's identity", &error))?;
+        if set_identity
+            && let Err(diagnostics) = set_server_identity(azure, &inputs, &model, &call).await
+        {
+            return ApplyResult::failed(diagnostics);
         }
-
-        let server_key = register_key(azure, &inputs, &call).await?;
-        let auto_rotation = model.auto_rotation_enabled.unwrap_or(false);
-        let protector = sql::set_encryption_protector(
-            azure,
-            &inputs.server,
-            &server_key.key_name,
-            auto_rotation,
-            &call,
-        )
-        .await
-        .map_err(|error| chain_diagnostic("making the customer's key the TDE protector", &error))?;
-
         model.id = Some(protector_id(&inputs.server));
-        flatten_protector(&mut model, &protector);
-        Ok(to_value(&model, &self.schema))
+
+        let auto_rotation = model.auto_rotation_enabled.unwrap_or(false);
+        match protect_with_key(azure, &inputs, auto_rotation, &call).await {
+            Ok(protector) => {
+                flatten_protector(&mut model, &protector);
+                ApplyResult::done(to_value(&model, &self.schema))
+            }
+            Err(diagnostics) => {
+                // Named even if registering failed, so a destroy removes whatever got registered.
+                let registered = sql::server_key_id(&inputs.server, &inputs.key);
+                model.server_key_name = registered.map(|id| id.key_name);
+                model.key_version_in_use = None;
+                model.thumbprint = None;
+                ApplyResult::partial(to_value(&model, &self.schema), diagnostics)
+            }
+        }
     }
 
     async fn read_protector(
@@ -348,6 +356,34 @@ async fn detach_our_identity(
     if let Err(error) = sql::detach_identity(azure, server_id, &attached, &remaining, call).await {
         tracing::warn!(server = %server_id, error = %error, "could not detach the server identity");
     }
+}
+
+/// Step 7 and 8: our identity attached and primary, and the federated client id, in one PATCH.
+async fn set_server_identity(
+    azure: &AzureClient,
+    inputs: &Inputs,
+    model: &Model,
+    call: &CallContext,
+) -> Result<(), Diagnostics> {
+    let server = read_server(azure, &inputs.server, call).await?;
+    let update = identity_update(&server, inputs, model);
+    sql::update_server_identity(azure, &inputs.server, &update, call)
+        .await
+        .map_err(|error| chain_diagnostic("setting the server's identity", &error))?;
+    Ok(())
+}
+
+/// Step 9: the key registered on the server, then made its TDE protector.
+async fn protect_with_key(
+    azure: &AzureClient,
+    inputs: &Inputs,
+    auto_rotation: bool,
+    call: &CallContext,
+) -> Result<EncryptionProtector, Diagnostics> {
+    let server_key = register_key(azure, inputs, call).await?;
+    sql::set_encryption_protector(azure, &inputs.server, &server_key.key_name, auto_rotation, call)
+        .await
+        .map_err(|error| chain_diagnostic("making the customer's key the TDE protector", &error))
 }
 
 /// The parsed ids a protector works with.
