@@ -82,9 +82,9 @@ impl MutualTls {
 /// Makes a self-signed ECDSA P-256 certificate for `localhost`, shaped like go-plugin's own: a CA
 /// (the host trusts it as its own root) usable for both server and client authentication.
 fn generate_server_cert() -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), TlsError> {
-    // FIXME(startup): the first key generation initialises AWS-LC's random generator, and with
-    // the rest of the TLS setup that puts the handshake line at 6-18 ms instead of 3 ms without
-    // AutoMTLS; the target is under 5 ms (`scripts/measure-startup.py`).
+    // FIXME(startup): back to back the handshake line comes in ~3 ms, but right after the machine
+    // idles it takes ~20 ms (a bare `/bin/echo` goes from 1 to 7 ms the same way); how much of
+    // the rest is this key generation and TLS setup is unmeasured (`scripts/measure-startup.py`).
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
 
     let mut params = CertificateParams::new(vec!["localhost".to_owned()])?;
