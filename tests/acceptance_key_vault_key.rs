@@ -98,6 +98,16 @@ fn key_lifecycle_import_update_drift_and_soft_delete() {
     assert_eq!(imported.resource_values(ADDRESS), created);
     imported.assert_no_changes();
 
+    // So does importing by the key's own id, its identifier URL.
+    let by_id = TerraformWorkspace::new(
+        &config(&ids, VAULT, "tde-key", "2031-01-01T00:00:00Z"),
+        &simulator,
+    );
+    by_id.init();
+    by_id.import(ADDRESS, created["id"].as_str().expect("an id"));
+    assert_eq!(by_id.resource_values(ADDRESS), created);
+    by_id.assert_no_changes();
+
     // The expiry changes in place, on the same key version.
     workspace.write_main(&config(&ids, VAULT, "tde-key", "2032-06-30T12:00:00Z"));
     let plan = workspace.assert_changes();

@@ -143,6 +143,20 @@ pub async fn get_vault(
     response.map(|response| Ok(response.json::<WireVault>()?.into())).transpose()
 }
 
+/// Every vault of a subscription, for finding a vault from its data-plane URI.
+pub async fn list_vaults(
+    client: &AzureClient,
+    subscription_id: &str,
+    call: &CallContext,
+) -> Result<Vec<Vault>, AzureError> {
+    let path = format!("/subscriptions/{subscription_id}/providers/Microsoft.KeyVault/vaults");
+    let url = client.arm_url(&path, ARM_API_VERSION);
+    let request =
+        ApiRequest::new(Audience::ResourceManager, Method::GET, url, "listing key vaults", path);
+    let vaults: Vec<WireVault> = client.list_all(request, call).await?;
+    Ok(vaults.into_iter().map(Vault::from).collect())
+}
+
 /// Adds (merges) one access policy entry to a vault.
 pub async fn add_access_policy(
     client: &AzureClient,

@@ -111,7 +111,8 @@ fn schema() -> Schema {
     ];
     let description = "An RSA key in the customer's key vault for Azure SQL transparent data \
                        encryption. The vault must have soft delete and purge protection. Destroy \
-                       soft-deletes the key. Import with the ARM-style id \
+                       soft-deletes the key. Import by its `id`, the key identifier (the vault is \
+                       looked up in the provider block's subscription), or by \
                        `<key_vault_id>/keys/<name>`.";
     Schema {
         version: 0,
@@ -187,27 +188,55 @@ impl Resource<Clients> for KeyVaultKey {
         self.delete_key(context, prior).await.err().unwrap_or_default()
     }
 
-    async fn import(
-        &self,
-        _context: &Context<'_, Clients>,
-        id: &str,
-    ) -> Result<Value, Diagnostics> {
-        // FIXME(key-import-id): every other resource imports by its own `id`; a key's `id` is its
-        // data-plane URL, and finding the vault's ARM id from it needs a subscription-wide vault
-        // listing that neither the client nor the simulator offers yet.
-        let (vault_id, name) = parse_import_id(id).map_err(|problem| {
-            Diagnostics::from(Diagnostic::error(
-                "Invalid import id",
-                format!(
-                    "{problem}. Import a key by `<key_vault_id>/keys/<name>`, such as \
-                     /subscriptions/<subscription>/resourceGroups/<group>/providers/\
-                     Microsoft.KeyVault/vaults/<vault>/keys/<name>."
-                ),
-            ))
-        })?;
+    async fn import(&self, context: &Context<'_, Clients>, id: &str) -> Result<Value, Diagnostics> {
+        let (vault_id, name) = match KeyVaultKeyId::parse(id) {
+            Ok(key) => (find_vault_of(context, &key).await?, key.name),
+            Err(_) => parse_import_id(id).map_err(|problem| {
+                Diagnostics::from(Diagnostic::error(
+                    "Invalid import id",
+                    format!(
+                        "{problem}. Import a key by its `id` (the key identifier URL), or by \
+                         `<key_vault_id>/keys/<name>`."
+                    ),
+                ))
+            })?,
+        };
         let model = Model { key_vault_id: vault_id, name, ..Model::default() };
         Ok(to_value(&model, &self.schema))
     }
+}
+
+/// The ARM id of the vault a key identifier points at, found among the vaults of the provider
+/// block's subscription (a key identifier names only the vault's host).
+async fn find_vault_of(
+    context: &Context<'_, Clients>,
+    key: &KeyVaultKeyId,
+) -> Result<String, Diagnostics> {
+    let subscription = context.provider.subscription_id.as_deref().ok_or_else(|| {
+        Diagnostics::from(Diagnostic::error(
+            "Missing subscription_id",
+            "Importing a key by its identifier looks for its vault in the provider block's \
+             subscription: set subscription_id there, or import by `<key_vault_id>/keys/<name>`.",
+        ))
+    })?;
+    let call = CallContext::with_timeout(QUICK_TIMEOUTS.read);
+    let call = CallContext { cancel: context.cancel.clone(), ..call };
+    let vaults = key_vault::list_vaults(&context.provider.azure, subscription, &call)
+        .await
+        .map_err(|error| azure_diagnostic("listing key vaults to import the key", &error))?;
+    let host = key.host.as_str();
+    let found = vaults.into_iter().find(|vault| {
+        vault.vault_uri.trim_end_matches('/').to_ascii_lowercase() == format!("https://{host}")
+    });
+    found.map(|vault| vault.id).ok_or_else(|| {
+        Diagnostics::from(Diagnostic::error(
+            "Vault not found",
+            format!(
+                "No vault with URI https://{host}/ is in subscription {subscription}. Import by \
+                 `<key_vault_id>/keys/<name>` when the vault is in another subscription."
+            ),
+        ))
+    })
 }
 
 impl KeyVaultKey {

@@ -51,6 +51,30 @@ pub fn handle(
     }
 }
 
+/// `GET /subscriptions/{s}/providers/Microsoft.KeyVault/vaults`: every vault of the subscription.
+pub fn list_in_subscription(world: &mut World, context: &ArmContext<'_>, kind: &str) -> ArmResult {
+    if !kind.eq_ignore_ascii_case("vaults") {
+        return Err(ArmError::new(
+            StatusCode::NOT_FOUND,
+            "InvalidResourceType",
+            format!(
+                "The resource type '{kind}' could not be found in the namespace 'Microsoft.KeyVault'."
+            ),
+        ));
+    }
+    if context.request.method != Method::GET {
+        return Err(method_not_allowed());
+    }
+    let prefix = format!("/subscriptions/{}/", context.subscription).to_ascii_lowercase();
+    let vaults: Vec<Value> = world
+        .vaults
+        .values()
+        .filter(|vault| vault.id.to_ascii_lowercase().starts_with(&prefix))
+        .map(vault_json)
+        .collect();
+    Ok(ArmReply::ok(json!({ "value": vaults })))
+}
+
 fn policy_json(policy: &AccessPolicy) -> Value {
     let mut entry = json!({
         "tenantId": policy.tenant_id,

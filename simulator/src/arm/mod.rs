@@ -271,6 +271,13 @@ fn route(world: &mut World, caller: &Caller, request: &ApiRequest) -> ArmResult 
                 _ => Err(unknown_namespace(&namespace)),
             }
         }
+        Target::SubscriptionList { namespace, rest } => {
+            let kind = rest.first().map(String::as_str).unwrap_or_default();
+            match namespace.to_ascii_lowercase().as_str() {
+                "microsoft.keyvault" => key_vault::list_in_subscription(world, &context, kind),
+                _ => Err(unknown_namespace(&namespace)),
+            }
+        }
     }
 }
 
@@ -290,6 +297,8 @@ enum Target {
     ResourceGroup { name: String },
     /// `/subscriptions/{s}/resourceGroups/{group}/providers/{namespace}/{rest…}`.
     Provider { group: String, namespace: String, rest: Vec<String> },
+    /// `/subscriptions/{s}/providers/{namespace}/{type}`: a subscription-wide list.
+    SubscriptionList { namespace: String, rest: Vec<String> },
 }
 
 impl Target {
@@ -325,6 +334,14 @@ impl Target {
                     rest: rest.iter().map(|segment| segment.to_string()).collect(),
                 })
             }
+            [_, _, providers, namespace, rest @ ..]
+                if providers.eq_ignore_ascii_case("providers") && rest.len() == 1 =>
+            {
+                Ok(Self::SubscriptionList {
+                    namespace: namespace.to_string(),
+                    rest: rest.iter().map(|segment| segment.to_string()).collect(),
+                })
+            }
             _ => Err(not_found_path(segments)),
         }
     }
@@ -333,7 +350,9 @@ impl Target {
         match self {
             Self::RoleAssignments { .. } => "Microsoft.Authorization",
             Self::ResourceGroup { .. } => "Microsoft.Resources",
-            Self::Provider { namespace, .. } => namespace,
+            Self::Provider { namespace, .. } | Self::SubscriptionList { namespace, .. } => {
+                namespace
+            }
         }
     }
 
@@ -350,6 +369,7 @@ impl Target {
             }
             Self::ResourceGroup { name } => Some(name),
             Self::Provider { group, .. } => Some(group),
+            Self::SubscriptionList { .. } => None,
         }
     }
 
@@ -372,7 +392,7 @@ impl Target {
             Self::ResourceGroup { .. } => {
                 format!("Microsoft.Resources/subscriptions/resourceGroups/{verb}")
             }
-            Self::Provider { namespace, rest, .. } => {
+            Self::Provider { namespace, rest, .. } | Self::SubscriptionList { namespace, rest } => {
                 let types: Vec<&str> = rest.iter().step_by(2).map(String::as_str).collect();
                 format!("{namespace}/{}/{verb}", types.join("/"))
             }
