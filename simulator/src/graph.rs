@@ -330,19 +330,25 @@ fn list_applications(world: &World, tenant: Uuid, request: &ApiRequest) -> Graph
         .values()
         .filter(|app| app.tenant_id == tenant)
         .filter(|app| world.replicated(ReplicatedKind::Application, app.created))
-        .filter(|app| match &filter {
-            None => true,
-            Some((property, value)) if property.eq_ignore_ascii_case("appId") => {
-                app.app_id.to_string() == value.to_ascii_lowercase()
-            }
-            Some((property, value)) if property.eq_ignore_ascii_case("displayName") => {
-                &app.display_name == value
-            }
-            Some(_) => false,
-        })
+        .filter(|app| matches_filter(&filter, app.app_id, &app.display_name))
         .map(application_json)
         .collect();
     Ok(collection("applications", values))
+}
+
+/// Whether an object with this client id and display name passes a `$filter` of `appId eq '…'`
+/// or `displayName eq '…'` (the only ones Graph is asked for here); no filter passes everything.
+fn matches_filter(filter: &Option<(String, String)>, app_id: Uuid, display_name: &str) -> bool {
+    match filter {
+        None => true,
+        Some((property, value)) if property.eq_ignore_ascii_case("appId") => {
+            app_id.to_string() == value.to_ascii_lowercase()
+        }
+        Some((property, value)) if property.eq_ignore_ascii_case("displayName") => {
+            display_name == value
+        }
+        Some(_) => false,
+    }
 }
 
 fn string_list(value: Option<&Value>) -> Vec<String> {
@@ -706,16 +712,7 @@ fn list_principals(world: &World, tenant: Uuid, request: &ApiRequest) -> GraphRe
         .values()
         .filter(|principal| principal.tenant_id == tenant)
         .filter(|principal| world.replicated(ReplicatedKind::ServicePrincipal, principal.created))
-        .filter(|principal| match &filter {
-            None => true,
-            Some((property, value)) if property.eq_ignore_ascii_case("appId") => {
-                principal.app_id.to_string() == value.to_ascii_lowercase()
-            }
-            Some((property, value)) if property.eq_ignore_ascii_case("displayName") => {
-                &principal.display_name == value
-            }
-            Some(_) => false,
-        })
+        .filter(|principal| matches_filter(&filter, principal.app_id, &principal.display_name))
         .map(principal_json)
         .collect();
     Ok(collection("servicePrincipals", values))

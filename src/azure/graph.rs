@@ -121,6 +121,19 @@ fn request(
     ApiRequest::new(Audience::Graph, method, client.graph_url(path), operation, resource)
 }
 
+/// GETs a Graph object; `None` when Graph says it does not exist.
+async fn get_optional<T: serde::de::DeserializeOwned>(
+    client: &AzureClient,
+    path: &str,
+    operation: &str,
+    resource: &str,
+    call: &CallContext,
+) -> Result<Option<T>, AzureError> {
+    let request = request(client, Method::GET, path, operation, resource);
+    let response = optional(client.send(request, call)).await?;
+    response.map(|response| response.json()).transpose()
+}
+
 /// OData string literal: single quotes are doubled.
 fn odata_literal(value: &str) -> String {
     value.replace('\'', "''")
@@ -151,9 +164,7 @@ pub async fn get_application(
     call: &CallContext,
 ) -> Result<Option<Application>, AzureError> {
     let path = format!("/applications/{object_id}");
-    let request = request(client, Method::GET, &path, "reading application", object_id);
-    let response = optional(client.send(request, call)).await?;
-    response.map(|response| response.json()).transpose()
+    get_optional(client, &path, "reading application", object_id, call).await
 }
 
 /// Finds an application by client id; `None` when the tenant has none.
@@ -163,9 +174,7 @@ pub async fn find_application_by_app_id(
     call: &CallContext,
 ) -> Result<Option<Application>, AzureError> {
     let path = format!("/applications(appId='{}')", odata_literal(app_id));
-    let request = request(client, Method::GET, &path, "finding application by client id", app_id);
-    let response = optional(client.send(request, call)).await?;
-    response.map(|response| response.json()).transpose()
+    get_optional(client, &path, "finding application by client id", app_id, call).await
 }
 
 /// Sets an application's display name and makes it multi-tenant again if someone changed that
@@ -249,9 +258,7 @@ pub async fn get_federated_credential(
 ) -> Result<Option<FederatedCredential>, AzureError> {
     let path = credential_path(application_object_id, Some(credential_id));
     let operation = "reading federated identity credential";
-    let request = request(client, Method::GET, &path, operation, &path);
-    let response = optional(client.send(request, call)).await?;
-    response.map(|response| response.json()).transpose()
+    get_optional(client, &path, operation, &path, call).await
 }
 
 /// Changes issuer, subject, audiences and description in place (PATCH, answered 204).
@@ -305,9 +312,7 @@ pub async fn get_service_principal(
     call: &CallContext,
 ) -> Result<Option<ServicePrincipal>, AzureError> {
     let path = format!("/servicePrincipals/{object_id}");
-    let request = request(client, Method::GET, &path, "reading service principal", object_id);
-    let response = optional(client.send(request, call)).await?;
-    response.map(|response| response.json()).transpose()
+    get_optional(client, &path, "reading service principal", object_id, call).await
 }
 
 /// Finds the service principal of an application in this tenant; `None` when not installed.
@@ -318,9 +323,7 @@ pub async fn find_service_principal_by_app_id(
 ) -> Result<Option<ServicePrincipal>, AzureError> {
     let path = format!("/servicePrincipals(appId='{}')", odata_literal(app_id));
     let operation = "finding service principal by client id";
-    let request = request(client, Method::GET, &path, operation, app_id);
-    let response = optional(client.send(request, call)).await?;
-    response.map(|response| response.json()).transpose()
+    get_optional(client, &path, operation, app_id, call).await
 }
 
 /// Deletes a service principal; one already gone counts as deleted.
